@@ -1,0 +1,127 @@
+"""The real export path: OTLP/HTTP protobuf to a receiver on loopback, and a collector that is down."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+import flask
+import pytest
+from werkzeug.test import Client
+
+import tracekit
+from tests.instrument.otlp_receiver import OtlpReceiver
+from tests.k8s.conftest import seed
+from tracekit import attributes as a
+from tracekit.instrument import provider
+from tracekit.instrument.processor import CountingBatchSpanProcessor
+
+
+def _app() -> flask.Flask:
+    app = flask.Flask("wire")
+    app.get("/items/<int:n>")(lambda n: {"n": n})
+    return app
+
+
+def test_otlp_http_export_carries_pod_and_routing_context(kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(kube)
+    with OtlpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL", raising=False)
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test")
+        app = tracekit.instrument(_app(), service_name="shop")
+        rt = provider.current()
+        assert isinstance(rt.processor, CountingBatchSpanProcessor) and rt.owns_provider
+        assert Client(app).get("/items/7?api_key=k3y", headers={"Host": "shop.example.com"}).json == {"n": 7}
+        rt.provider.force_flush()
+        (span,) = receiver.wait_spans(1)
+    assert span["name"] == "GET /items/<int:n>"
+    res = span["resource"]
+    assert res["service.name"] == "shop"
+    assert res["deployment.environment.name"] == "test"
+    assert res[a.K8S_POD_NAME] == "shop-1" and res[a.K8S_NAMESPACE_NAME] == "shop"
+    assert res[a.K8S_DEPLOYMENT_NAME] == "shop" and res[a.K8S_REPLICASET_NAME] == "shop-abc"
+    assert res[a.K8S_CONTAINER_NAME] == "app"
+    assert res[a.K8S_POD_LABEL_PREFIX + "app.kubernetes.io/name"] == "shop"
+    attrs = span["attributes"]
+    assert attrs[a.INGRESS_NAME] == "shop" and attrs[a.BACKEND_SERVICE_NAME] == "web-service"
+    assert attrs["http.target"] == "/items/7?api_key=REDACTED"
+
+
+def test_env_service_name_beats_code_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    rt = tracekit.configure(service_name="from-code", k8s="off")
+    assert rt.provider.resource.attributes["service.name"] == "from-env"
+    assert rt.processor is None
+
+
+def test_grpc_without_the_optional_package_falls_back(monkeypatch, caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    try:
+        import opentelemetry.exporter.otlp.proto.grpc  # noqa: F401
+
+        pytest.skip("grpc exporter installed")
+    except ImportError:
+        pass
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    caplog.set_level(logging.WARNING, logger="tracekit")
+    exporter = provider.make_exporter()
+    assert type(exporter).__module__.startswith("opentelemetry.exporter.otlp.proto.http")
+    assert "tracekit[grpc]" in caplog.text
+
+
+@pytest.fixture
+def blackhole() -> Iterator[tuple[str, threading.Event]]:
+    """A 'collector' that accepts connections and never answers: exports hang until their timeout."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    connected = threading.Event()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            connected.set()
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}", connected
+    stop.set()
+    t.join(2)
+    for c in held:
+        c.close()
+    srv.close()
+
+
+def test_collector_down_requests_complete_and_drops_are_counted(
+    blackhole, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    endpoint, connected = blackhole
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "4")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
+    caplog.set_level(logging.WARNING)
+    app = tracekit.instrument(_app(), k8s="off")
+    client = Client(app)
+    assert client.get("/items/1").status_code == 200
+    assert client.get("/items/2").status_code == 200
+    assert connected.wait(10), "the exporter should be stuck talking to the silent collector"
+    statuses = [client.get(f"/items/{i}").status_code for i in range(40)]
+    assert statuses == [200] * 40
+    rt = provider.current()
+    assert rt.dropped_spans > 0
+    drop_lines = [r for r in caplog.records if "span export queue full" in r.getMessage()]
+    assert len(drop_lines) == 1  # rate-limited: one line, not one per span
+    assert not [r for r in caplog.records if r.getMessage().startswith("Queue full")]

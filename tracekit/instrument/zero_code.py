@@ -1,0 +1,75 @@
+"""The zero-code path: ``opentelemetry-instrument python app.py`` with tracekit installed.
+
+``opentelemetry-distro`` (the one distro) configures the SDK from ``OTEL_*`` variables, and the resource
+gets the pod attributes from our ``tracekit_k8s`` detector when ``OTEL_EXPERIMENTAL_RESOURCE_DETECTORS``
+names it. What the distro cannot do is pass hooks to the instrumentations: that is this module's
+``post_instrument``, registered under the ``opentelemetry_post_instrument`` entry point, which runs
+after every instrumentor was loaded. It re-instruments Flask and requests through their public
+``uninstrument()``/``instrument(request_hook=...)`` API with tracekit's hooks, so apps created afterwards
+(the app module is imported after this) get the routing attributes and the redaction, and it starts the
+routing watch when the pod can reach the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger("tracekit.instrument")
+
+#: The routing source the zero-code hooks read (set by :func:`post_instrument`).
+routing = None
+
+
+def post_instrument() -> None:
+    """Entry point ``opentelemetry_post_instrument: tracekit``. Never raises."""
+    global routing
+    try:
+        from tracekit.instrument import hooks
+        from tracekit.instrument.provider import sdk_disabled
+        from tracekit.instrument.redact import protect_header_capture, query_keys_from_env
+        from tracekit.k8s.metadata import pod_context, timeout_from_env
+
+        if sdk_disabled():
+            return
+        if "tracekit_k8s" not in (os.environ.get("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS") or ""):
+            log.info(
+                "tracekit: add tracekit_k8s to OTEL_EXPERIMENTAL_RESOURCE_DETECTORS for k8s.* attributes"
+            )
+        protect_header_capture()
+        keys = query_keys_from_env()
+        pod = pod_context()
+        if pod.connection is not None and routing is None:
+            from tracekit.k8s.watch import RoutingWatch
+
+            routing = RoutingWatch(pod.connection, pod.labels).start()
+            routing.wait_settled(timeout_from_env())
+        _reinstrument_flask(hooks, routing, keys)
+        _reinstrument_requests(hooks, keys)
+    except Exception as exc:
+        log.warning("tracekit: zero-code set-up incomplete: %s", exc)
+
+
+def _reinstrument_flask(hooks: object, source: object, keys: frozenset[str]) -> None:
+    try:
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    except ImportError:
+        return
+    instrumentor = FlaskInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        return  # disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, or Flask missing: respect it
+    req_hook, resp_hook = hooks.make_server_hooks(source, keys)  # type: ignore[attr-defined]
+    instrumentor.uninstrument()
+    instrumentor.instrument(request_hook=req_hook, response_hook=resp_hook)
+
+
+def _reinstrument_requests(hooks: object, keys: frozenset[str]) -> None:
+    try:
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    except ImportError:
+        return
+    instrumentor = RequestsInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        return
+    instrumentor.uninstrument()
+    instrumentor.instrument(request_hook=hooks.make_client_request_hook(keys))  # type: ignore[attr-defined]
