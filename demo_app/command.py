@@ -1,11 +1,205 @@
-"""The ``tracekit demo``  command (being built: see the open issue)."""
+"""The ``tracekit demo`` command: play the request's journey on this machine, break it, analyse it."""
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from demo_app import scenarios
+from demo_app.launcher import Demo, DemoError, DemoOptions, DemoRun
+from demo_app.verdict import judge, representative
+
+_SCENARIO_HELP = "\n".join(f"  {s.name:<18} {s.title}" for s in scenarios.SCENARIOS.values())
 
 
-@click.command("demo")
-def demo() -> None:
-    """Not built yet."""
-    raise click.UsageError("tracekit demo is not built yet")
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (and SIGHUP) unwind like Ctrl-C, so every child process and port is released."""
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@click.command("demo", epilog="\b\nScenarios:\n" + _SCENARIO_HELP)
+@click.option("--requests", "requests_", default=200, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--replicas", default=2, show_default=True, type=click.IntRange(1, 16), help="Pod replicas.")
+@click.option(
+    "--scenario",
+    default="baseline",
+    show_default=True,
+    type=click.Choice(list(scenarios.SCENARIOS)),
+    help="What to break (see below).",
+)
+@click.option("--format", "fmt", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write an HTML report.")
+@click.option(
+    "--traces",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the collected spans in this OTLP JSON lines file (for `tracekit analyze`).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0),
+    help="Requests per second, 0 for as fast as possible.  [default: 50; scale-up: 25]",
+)
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed for the request mix and errors.")
+def demo(
+    requests_: int,
+    replicas: int,
+    scenario: str,
+    fmt: str,
+    report: Path | None,
+    traces: Path | None,
+    rate: float | None,
+    seed: int,
+) -> None:
+    """Run the whole request journey on this machine and show where the time went.
+
+    Starts an OTLP receiver, pod replicas (the Flask shop app plus its SQLite sidecar, with the
+    Downward API variables a cluster sets), an ingress hop routing by deploy/base's Ingress and
+    Service, and a load generator; then analyses the collected traces, prints a representative
+    trace's timeline and the per-layer table, and says which layer the analyzer blames.
+    """
+    chosen = scenarios.get(scenario)
+    options = DemoOptions(
+        chosen, requests=requests_, replicas=replicas, rate=rate, seed=seed, traces_path=traces
+    )
+    # A pipe or file gets the text renderer's width, a terminal its own.
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 150)
+    if fmt == "text":
+        out.print(
+            Text.assemble(("tracekit demo", "bold"), f" · scenario {chosen.name}: ", (chosen.title, "bold"))
+        )
+        out.print(f"  injected: {chosen.breaks}")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[ok]} ok · [red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    task = progress.add_task("requests", total=requests_, ok=0, failed=0)
+    counts = {"ok": 0, "failed": 0}
+
+    def on_progress(event: dict[str, Any]) -> None:
+        counts["ok" if 0 < event["status"] < 400 else "failed"] += 1
+        progress.update(task, advance=1, **counts)
+
+    def on_event(moment: float, text: str) -> None:
+        progress.console.print(f"  [dim]{moment:6.2f}s[/dim] {text}")
+
+    runner = Demo(options, on_progress=on_progress, on_event=on_event)
+    try:
+        with _sigterm_as_interrupt(), progress:
+            run = runner.run()
+        result = _analyse(run, chosen, fmt, report, out, err)
+    except KeyboardInterrupt:
+        runner.cleanup()
+        err.print("tracekit demo: interrupted; every process was stopped")
+        sys.exit(130)
+    except DemoError as exc:
+        err.print(f"tracekit demo: {exc}")
+        err.print(f"  (process logs kept in {getattr(runner, 'workdir', '?')})")
+        raise SystemExit(1) from None
+    runner.cleanup()
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+
+
+def _analyse(
+    run: DemoRun, chosen: scenarios.Scenario, fmt: str, report_path: Path | None, out: Console, err: Console
+) -> dict[str, Any]:
+    from tracekit.analyze.api import analyze_paths
+
+    report = analyze_paths([run.traces_path], include_spans=True)
+    verdict = judge(chosen, run, report)
+    if report_path is not None:
+        verdict["report"] = _write_html(report, report_path, err)
+    if run.options.traces_path is not None:
+        verdict["traces_path"] = str(run.options.traces_path)
+    if fmt == "json":
+        verdict["summary"] = report["summary"]
+        return verdict
+    _print_text(run, chosen, report, verdict, out)
+    return verdict
+
+
+def _write_html(report: dict[str, Any], path: Path, err: Console) -> str | None:
+    try:
+        from tracekit.analyze.renderers.html import render_html
+    except ImportError:
+        err.print("tracekit demo: the HTML report renderer is not available in this build; no report written")
+        return None
+    path.write_text(render_html(report), encoding="utf-8")
+    return str(path)
+
+
+def _print_text(
+    run: DemoRun, chosen: scenarios.Scenario, report: dict[str, Any], verdict: dict[str, Any], out: Console
+) -> None:
+    from tracekit.analyze.renderers.text import failure_table, layer_table, route_table, trace_view
+
+    responses = ", ".join(f"{code or 'no answer'}: {n}" for code, n in verdict["responses"].items())
+    out.print(
+        f"\n[bold]Requests[/bold]: {verdict['requests_sent']} sent ({responses}); "
+        f"{verdict['traces_received']} traces in the file, {verdict['traces_analyzed']} analysed, "
+        f"{verdict['spans']} spans; {run.replicas} replica(s), {run.elapsed_s:.1f} s"
+    )
+    if verdict["requests_per_pod"]:
+        per_pod = ", ".join(f"{pod}: {n}" for pod, n in sorted(verdict["requests_per_pod"].items()))
+        out.print(f"  served per pod: {per_pod}")
+    trace = representative(chosen, report, verdict["blamed_layer"])
+    if trace is not None:
+        why = "a failed request" if trace["status"] == "error" else "the request closest to the median"
+        out.print(f"\n[bold]A representative trace[/bold] ({why}):")
+        out.print(trace_view(trace))
+    out.print(layer_table(report["summary"]))
+    for table in (failure_table(report["summary"]), route_table(report["summary"])):
+        if table is not None:
+            out.print(table)
+    _print_verdict(chosen, verdict, out)
+    if "traces_path" in verdict:
+        out.print(f"Spans kept in {verdict['traces_path']} (tracekit analyze {verdict['traces_path']})")
+    if verdict.get("report"):
+        out.print(f"HTML report written to {verdict['report']}")
+
+
+def _print_verdict(chosen: scenarios.Scenario, verdict: dict[str, Any], out: Console) -> None:
+    blamed, expected = verdict["blamed_layer"], verdict["expected_layer"]
+    mark = "[green]✓[/green]" if verdict["match"] else "[red]✗[/red]"
+    if chosen.kind == "failure":
+        failed = verdict["failed_requests"]
+        on_blamed = verdict["failed_layers"].get(str(blamed), 0)
+        line = (
+            f"the analyzer blames [bold]{blamed}[/bold] for {on_blamed} of {failed} failed requests"
+            f" (all failures: {verdict['failed_layers']})"
+        )
+    else:
+        p50 = verdict["layer_p50_ms"].get(str(blamed), 0.0)
+        line = f"the layer with the largest median time is [bold]{blamed}[/bold] (p50 {p50:.1f} ms)"
+        if chosen.kind == "baseline":
+            line += f"; {verdict['failed_requests']} failed requests"
+    truth = f"injected: {expected}" if expected else "injected: nothing broken, no failure expected"
+    out.print(f"\n[bold]Verdict[/bold]: {line}. {truth} {mark}")
+    out.print(f"[bold]In a cluster[/bold]: {chosen.operator_check}\n")

@@ -1,0 +1,1 @@
+"""The demo pod's ``app`` container: the Flask shop API (see :mod:`.app`)."""

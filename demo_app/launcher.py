@@ -1,0 +1,433 @@
+"""Run the whole journey on one machine: receiver, pod replicas, ingress hop, load generator.
+
+The launcher plays the cluster's control plane: it creates the pods (one ``app`` and one ``db`` process
+per replica, with the Downward API variables a Deployment would set), keeps the "API" state the ingress
+watches (:mod:`demo_app.cluster`), and carries out the scenario's events (kill a pod, scale up). It then
+waits, on conditions and never on sleeps, until every span has reached the embedded receiver.
+
+Every child runs in its own process group and is stopped on every exit path: normal end, error,
+Ctrl-C, SIGTERM, and interpreter exit (``atexit``) as a last resort.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from demo_app import cluster
+from demo_app.scenarios import Scenario
+from tracekit.receiver import Receiver
+
+#: How long start-up (pods ready) and shut-down (spans flushed) may take before the demo gives up.
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+#: Requests per second by default: 200 requests take 4 s, well inside the demo's 60-second budget.
+DEFAULT_RATE = 50.0
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DemoError(RuntimeError):
+    """The demo could not run (a process failed to start, spans never arrived...): one line for the CLI."""
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+_groups: weakref.WeakSet[Processes] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for group in list(_groups):
+        group.close(timeout=2.0)
+
+
+class Processes:
+    """Child processes, each in its own session (process group), all stopped by :meth:`close`."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[str]] = {}
+        self._logs: list[IO[str]] = []
+        _groups.add(self)
+
+    def spawn(self, name: str, module: str, args: list[str], env: dict[str, str], *, pipe: bool = False):
+        log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 (closed in close())
+        self._logs.append(log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipe else log,
+            stderr=log,
+            text=True,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops the children itself
+        )
+        self.procs[name] = proc
+        return proc
+
+    def signal(self, name: str, sig: int) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+
+    def stop(self, names: list[str], timeout: float = STOP_TIMEOUT_S) -> list[str]:
+        """SIGTERM (graceful: children flush their spans), wait, then SIGKILL. Returns the killed ones."""
+        for name in names:
+            self.signal(name, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        killed = []
+        for name in names:
+            proc = self.procs[name]
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.signal(name, signal.SIGKILL)
+                proc.wait()
+                killed.append(name)
+        return killed
+
+    def alive(self, name: str) -> bool:
+        return self.procs[name].poll() is None
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.log_dir / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def close(self, timeout: float = 5.0) -> None:
+        running = [n for n, p in self.procs.items() if p.poll() is None]
+        if running:
+            self.stop(running, timeout)
+        for proc in self.procs.values():
+            if proc.stdout is not None:
+                proc.stdout.close()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+        _groups.discard(self)
+
+
+def child_env(receiver_endpoint: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every child starts from: ours without OTel/pod settings, plus the demo's."""
+    drop = ("OTEL_", "POD_", "NODE_NAME", "CONTAINER_NAME", "K8S_", "TRACEKIT_", "KUBERNETES_SERVICE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TRACEKIT_K8S": "off",  # no cluster here: the Downward API variables are the pod's identity
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+            # Short batches: spans reach the receiver while the demo runs, not all at the end.
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoOptions:
+    scenario: Scenario
+    requests: int = 200
+    replicas: int = 2
+    #: Requests per second; None: the scenario's pace, else :data:`DEFAULT_RATE`.
+    rate: float | None = None
+    concurrency: int = 8
+    seed: int = 1
+    #: Keep the spans here (OTLP JSON lines); default: a temporary file removed at the end.
+    traces_path: Path | None = None
+    probe_period: float = 0.1
+    deploy_base: Path | None = None
+
+
+@dataclass
+class DemoRun:
+    """What happened: requests as the load generator saw them, cluster events, and where the spans are."""
+
+    options: DemoOptions
+    traces_path: Path
+    replicas: int
+    manifests: list[str]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[float, str]] = field(default_factory=list)
+    spans_received: int = 0
+    traces_received: int = 0
+    pods: list[str] = field(default_factory=list)
+    killed_pods: list[str] = field(default_factory=list)
+    added_pods: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    #: From the load generator's start to its last answer: the time the requests took.
+    load_s: float = 0.0
+
+    @property
+    def trace_ids(self) -> list[str]:
+        return [r["trace_id"] for r in self.results]
+
+    def status_counts(self) -> Counter[int]:
+        return Counter(r["status"] for r in self.results)
+
+
+class _IngressEvents:
+    """Follows the ingress process's JSON event lines from a thread; others wait on its condition."""
+
+    def __init__(self, stream: IO[str], on_event: Callable[[str], None]) -> None:
+        self.cond = threading.Condition()
+        self.port: int | None = None
+        self.ready: set[str] = set()
+        self._on_event = on_event
+        self._thread = threading.Thread(target=self._run, args=(stream,), name="ingress-events", daemon=True)
+        self._thread.start()
+
+    def _run(self, stream: IO[str]) -> None:
+        for line in stream:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self.cond:
+                kind = event.get("event")
+                if kind == "listening":
+                    self.port = int(event["port"])
+                elif kind == "ready":
+                    self.ready.add(event["pod"])
+                    self._on_event(f"pod {event['pod']} is Ready: added to the endpoints")
+                elif kind == "not_ready":
+                    self.ready.discard(event["pod"])
+                    self._on_event(
+                        f"pod {event['pod']} failed its readiness probe: removed from the endpoints"
+                    )
+                self.cond.notify_all()
+
+
+class Demo:
+    """One demo run. Use :meth:`run`; it always cleans up."""
+
+    def __init__(
+        self,
+        options: DemoOptions,
+        *,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[float, str], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.on_progress = on_progress
+        self.on_event = on_event
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _event(self, text: str) -> None:
+        moment = time.monotonic() - self._t0
+        with self._lock:
+            self.run_info.events.append((moment, text))
+        if self.on_event is not None:
+            self.on_event(moment, text)
+
+    def run(self) -> DemoRun:
+        """Run the scenario; raises :class:`DemoError`. Children are stopped whatever happens.
+
+        The spans stay in :attr:`DemoRun.traces_path`; call :meth:`cleanup` once they are analysed.
+        """
+        opts = self.options
+        scenario = opts.scenario
+        self.workdir = Path(tempfile.mkdtemp(prefix="tracekit-demo-"))
+        traces_path = opts.traces_path or self.workdir / "traces.jsonl"
+        ingress, service, sources = cluster.load_manifests(opts.deploy_base)
+        host = cluster.ingress_host(ingress)  # what clients ask for, whatever the scenario breaks
+        if scenario.mutate is not None:
+            ingress, service = scenario.mutate(ingress, service)
+        replicas = max(opts.replicas, scenario.min_replicas)
+        self.run_info = DemoRun(opts, traces_path, replicas, sources)
+        receiver = Receiver("127.0.0.1:0", traces_path, track_traces=True)
+        procs = self.processes = Processes(self.workdir)
+        try:
+            receiver.start()
+            self._run(receiver, procs, ingress, service, host, replicas)
+        finally:
+            procs.close()
+            receiver.stop()
+            self.run_info.spans_received = receiver.spans
+            self.run_info.traces_received = len(receiver.trace_ids)
+            self.run_info.elapsed_s = time.monotonic() - self._t0
+        return self.run_info
+
+    def cleanup(self) -> None:
+        """Remove the temporary directory (process logs, and the spans unless a path was given)."""
+        workdir = getattr(self, "workdir", None)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    # -- the body, with every process registered in ``procs`` --------------------------------------
+    def _run(
+        self,
+        receiver: Receiver,
+        procs: Processes,
+        ingress: dict[str, Any],
+        service: dict[str, Any],
+        host: str,
+        replicas: int,
+    ) -> None:
+        opts, scenario, info, workdir = self.options, self.options.scenario, self.run_info, self.workdir
+        state_path = workdir / "cluster.json"
+        template_hash = cluster.replicaset_hash(f"shop-{opts.seed}")
+        pods: list[cluster.Pod] = []
+
+        def start_pod(index: int) -> cluster.Pod:
+            pod = cluster.Pod.create(index, template_hash, node=f"node-{index % 2 + 1}")
+            common = {**scenario.pod_env, "DEMO_SEED": str(opts.seed * 1000 + index)}
+            db_env = {
+                **pod.downward_env("db"),
+                **common,
+                "OTEL_SERVICE_NAME": "shop-db",
+                "DB_LISTEN": f"127.0.0.1:{pod.db_port}",
+                "DB_PATH": str(workdir / pod.name / "shop.db"),
+            }
+            app_env = {
+                **pod.downward_env("app"),
+                **common,
+                "OTEL_SERVICE_NAME": "shop",
+                "SHOP_HOST": "127.0.0.1",
+                "SHOP_PORT": str(pod.app_port),
+                "SHOP_DB_URL": f"http://127.0.0.1:{pod.db_port}",
+            }
+            procs.spawn(f"{pod.name}-db", "demo_app.db_sidecar", [], child_env(receiver.endpoint, db_env))
+            procs.spawn(f"{pod.name}-app", "demo_app.logic", [], child_env(receiver.endpoint, app_env))
+            pods.append(pod)
+            info.pods.append(pod.name)
+            return pod
+
+        def publish() -> None:
+            cluster.write_state(state_path, [ingress], [service], pods)
+
+        for i in range(replicas):
+            start_pod(i)
+        publish()
+        ingress_env = {
+            **scenario.ingress_env,
+            "POD_NAME": f"ingress-controller-{template_hash[:5]}-x7k2p",
+            "POD_NAMESPACE": "ingress",
+            "POD_UID": "00000000-0000-4000-8000-00000000beef",
+            "POD_IP": "127.0.0.1",
+            "NODE_NAME": "node-1",
+            "CONTAINER_NAME": "controller",
+            "OTEL_SERVICE_NAME": "ingress",
+        }
+        args = ["--state", str(state_path), "--probe-period", str(opts.probe_period)]
+        proc = procs.spawn(
+            "ingress", "demo_app.ingress", args, child_env(receiver.endpoint, ingress_env), pipe=True
+        )
+        assert proc.stdout is not None
+        events = _IngressEvents(proc.stdout, self._event)
+
+        def wait(what: str, predicate: Callable[[], bool], timeout: float = START_TIMEOUT_S) -> None:
+            deadline = time.monotonic() + timeout
+            with events.cond:
+                while not predicate():
+                    for name in procs.procs:
+                        if (
+                            name not in info.killed_pods
+                            and not name.startswith("loadgen")
+                            and not procs.alive(name)
+                        ):
+                            raise DemoError(
+                                f"{name} exited while waiting for {what}:\n{procs.log_tail(name)}"
+                            )
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+                    events.cond.wait(min(left, 0.25))
+
+        wait("the ingress to listen", lambda: events.port is not None)
+        wait("every pod to be Ready", lambda: all(p.name in events.ready for p in pods))
+        self._event(f"{len(pods)} pod(s) Ready; ingress listening on 127.0.0.1:{events.port}")
+
+        rate = opts.rate if opts.rate is not None else scenario.rate or DEFAULT_RATE
+        loadgen_args = [
+            "--target", f"http://127.0.0.1:{events.port}",
+            "--host", host,
+            "--requests", str(opts.requests),
+            "--rate", str(rate),
+            "--concurrency", str(opts.concurrency),
+            "--seed", str(opts.seed),
+        ]  # fmt: skip
+        loadgen = procs.spawn(
+            "loadgen",
+            "demo_app.loadgen",
+            loadgen_args,
+            child_env(receiver.endpoint, {"OTEL_SERVICE_NAME": "loadgen"}),
+            pipe=True,
+        )
+        assert loadgen.stdout is not None
+        pending = sorted(scenario.events, key=lambda e: e.at)
+        self._event(f"load generator started: {opts.requests} requests at {rate:g}/s, Host: {host}")
+        finished = False
+        load_started = time.monotonic()
+        for line in loadgen.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "finished":
+                finished = True
+                info.load_s = time.monotonic() - load_started
+                break
+            if event.get("event") != "done":
+                continue
+            info.results.append(event)
+            if self.on_progress is not None:
+                self.on_progress(event)
+            while pending and len(info.results) >= pending[0].at * opts.requests:
+                action = pending.pop(0).action
+                if action == "kill_pod":
+                    victim = pods[0]
+                    for container in ("app", "db"):
+                        procs.signal(f"{victim.name}-{container}", signal.SIGKILL)
+                        info.killed_pods.append(f"{victim.name}-{container}")
+                    self._event(f"pod {victim.name} killed (SIGKILL, both containers)")
+                elif action == "scale_up":
+                    before = len(pods)
+                    for i in range(before, 2 * before):
+                        info.added_pods.append(start_pod(i).name)
+                    publish()
+                    self._event(f"deployment shop scaled from {before} to {len(pods)} replicas")
+        if not finished:
+            raise DemoError(f"the load generator stopped early:\n{procs.log_tail('loadgen')}")
+        procs.stop(["loadgen"])
+        # Graceful stop: each process flushes its spans to the receiver before it exits.
+        # The ingress goes first, so that pods going away are not reported as failing their probes.
+        killed = procs.stop(["ingress"])
+        killed += procs.stop([n for n in procs.procs if n not in ("loadgen", "ingress", *info.killed_pods)])
+        if killed:
+            self._event(f"had to SIGKILL {', '.join(killed)} (did not stop in time: spans may be missing)")
+        sent = set(info.trace_ids)
+        if not receiver.wait_for(lambda r: sent <= r.trace_ids, timeout=STOP_TIMEOUT_S):
+            missing = len(sent - receiver.trace_ids)
+            raise DemoError(f"{missing} of {len(sent)} traces never reached the receiver")
+        self._event(
+            f"all processes stopped; {receiver.spans} spans in {len(receiver.trace_ids)} traces received"
+        )

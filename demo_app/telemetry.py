@@ -1,0 +1,62 @@
+"""Tracing set-up for the demo's processes: ``tracekit.instrument`` / ``tracekit.configure``.
+
+One helper per kind of process, so every demo process is set up the way the README tells users to set
+up theirs, plus :func:`flush` for a graceful exit (SIGTERM -> flush -> exit, as a pod's container
+should: spans of the last requests must reach the collector before the process is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+from typing import Any
+
+from opentelemetry import trace
+from werkzeug.serving import WSGIRequestHandler
+
+#: Kubelet probes are not user requests: they must not become traces (else "requests sent = traces").
+PROBE_PATHS = "healthz,readyz"
+
+
+def instrument_flask(app: Any, service_name: str) -> None:
+    """Instrument a Flask app with tracekit (Flask server spans, requests client spans, OTLP export)."""
+    import tracekit
+
+    tracekit.instrument(app, service_name=service_name, excluded_urls=PROBE_PATHS)
+
+
+def configure(service_name: str) -> None:
+    """Set up tracing for a process that is not a Flask app (the ingress hop, the load generator)."""
+    import tracekit
+
+    tracekit.configure(service_name=service_name)
+
+
+def flush(timeout_ms: int = 10_000) -> None:
+    """Export every finished span now (before a graceful exit)."""
+    provider = trace.get_tracer_provider()
+    force_flush = getattr(provider, "force_flush", None)
+    if force_flush is not None:
+        force_flush(timeout_ms)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so ``finally`` blocks flush spans, as on Ctrl-C."""
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
+class NoDelayHandler(WSGIRequestHandler):
+    """Werkzeug's handler with TCP_NODELAY: its header and body writes must not wait for a delayed
+    ACK (40 ms on Linux), which the traces would show as time in the hop to this server."""
+
+    disable_nagle_algorithm = True
+
+
+def quiet_werkzeug() -> None:
+    """The dev server logs one line per request; the demo shows spans instead."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
