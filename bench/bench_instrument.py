@@ -73,8 +73,8 @@ def main() -> None:
     from tests.k8s.conftest import seed
     from tests.k8s.fakeapi import FakeKubeApi
     from tracekit import attributes as a
-    from tracekit.instrument import provider
     from tracekit.k8s import metadata
+    from tracekit.tracing import provider
 
     api = FakeKubeApi(watch_cap=600).start()
     seed(api)
@@ -149,7 +149,7 @@ def main() -> None:
 
     # What tracekit adds per request, isolated: its request hook on a live span (attribute writes
     # included) and its response hook (a no-op unless the query string holds a secret).
-    from tracekit.instrument.hooks import make_server_hooks
+    from tracekit.tracing.hooks import make_server_hooks
 
     req_hook, resp_hook = make_server_hooks(watch, frozenset({"token"}))
     environ = {

@@ -16,12 +16,12 @@ __all__ = ["configure", "instrument"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from tracekit.instrument.provider import configure, instrument
+    from tracekit.tracing.provider import configure, instrument
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from tracekit.instrument import provider
+        from tracekit.tracing import provider
 
         return getattr(provider, name)
     raise AttributeError(f"module 'tracekit' has no attribute {name!r}")

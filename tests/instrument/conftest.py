@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.k8s.conftest import dead_port, kube, seed  # noqa: F401  (fixtures)
-from tracekit.instrument import provider
+from tracekit.tracing import provider
 
 
 @pytest.fixture

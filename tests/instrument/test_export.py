@@ -15,8 +15,8 @@ import tracekit
 from tests.instrument.otlp_receiver import OtlpReceiver
 from tests.k8s.conftest import seed
 from tracekit import attributes as a
-from tracekit.instrument import provider
-from tracekit.instrument.processor import CountingBatchSpanProcessor
+from tracekit.tracing import provider
+from tracekit.tracing.processor import CountingBatchSpanProcessor
 
 
 def _app() -> flask.Flask:

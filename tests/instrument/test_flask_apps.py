@@ -14,8 +14,8 @@ import tracekit
 from tests.instrument.servers import serve
 from tests.k8s.conftest import seed
 from tracekit import attributes as a
-from tracekit.instrument import provider
 from tracekit.k8s.routing import RoutingTable
+from tracekit.tracing import provider
 
 
 def _apps(back_url: list[str]) -> tuple[flask.Flask, flask.Flask]:
@@ -177,7 +177,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from werkzeug.test import Client
 import tracekit
-from tracekit.instrument import provider
+from tracekit.tracing import provider
 
 exporter = InMemorySpanExporter()
 mine = TracerProvider()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry.util.http import SanitizeValue, get_custom_headers, normalise_request_header_name
 
-from tracekit.instrument.redact import (
+from tracekit.tracing.redact import (
     CAPTURE_ENV_VARS,
     protect_header_capture,
     query_keys_from_env,
@@ -75,7 +75,7 @@ def test_header_guard_blocks_secrets_whatever_the_pattern(pattern: str) -> None:
     [("a=1", False), ("token=x", True), ("api%5Fkey=x", True), ("tokenizer=1", False), ("x=token", False)],
 )
 def test_has_secret_key(query: str, hit: bool) -> None:
-    from tracekit.instrument.redact import has_secret_key
+    from tracekit.tracing.redact import has_secret_key
 
     assert has_secret_key(query, KEYS) is hit
 
@@ -83,7 +83,7 @@ def test_has_secret_key(query: str, hit: bool) -> None:
 def test_redact_span_urls_covers_stable_http_conventions() -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from tracekit.instrument.redact import redact_span_urls
+    from tracekit.tracing.redact import redact_span_urls
 
     span = (
         TracerProvider()

@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-log = logging.getLogger("tracekit.instrument")
+log = logging.getLogger("tracekit.tracing")
 
 _SDK_QUEUE_FULL = "Queue full, dropping"
 

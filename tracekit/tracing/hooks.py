@@ -16,8 +16,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tracekit.instrument.redact import has_secret_key, redact_span_urls
 from tracekit.k8s.routing import RoutingTable
+from tracekit.tracing.redact import has_secret_key, redact_span_urls
 
 RequestHook = Callable[[Any, dict[str, Any]], None]
 ResponseHook = Callable[[Any, str, list[tuple[str, str]]], None]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 
-log = logging.getLogger("tracekit.instrument")
+log = logging.getLogger("tracekit.tracing")
 
 #: The routing source the zero-code hooks read (set by :func:`post_instrument`).
 routing = None
@@ -25,10 +25,10 @@ def post_instrument() -> None:
     """Entry point ``opentelemetry_post_instrument: tracekit``. Never raises."""
     global routing
     try:
-        from tracekit.instrument import hooks
-        from tracekit.instrument.provider import sdk_disabled
-        from tracekit.instrument.redact import protect_header_capture, query_keys_from_env
         from tracekit.k8s.metadata import pod_context, timeout_from_env
+        from tracekit.tracing import hooks
+        from tracekit.tracing.provider import sdk_disabled
+        from tracekit.tracing.redact import protect_header_capture, query_keys_from_env
 
         if sdk_disabled():
             return

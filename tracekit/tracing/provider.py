@@ -5,7 +5,7 @@ What it sets up, once per process (calling again is a no-op that returns the sam
 * a ``TracerProvider`` whose resource carries the pod's ``k8s.*`` attributes (Downward API variables plus
   one bounded API lookup, see ``tracekit.k8s.metadata``), unless the app already configured a provider
   (or passes one), which is then used as is;
-* a bounded :class:`~tracekit.instrument.processor.CountingBatchSpanProcessor` with the OTLP exporter the
+* a bounded :class:`~tracekit.tracing.processor.CountingBatchSpanProcessor` with the OTLP exporter the
   standard ``OTEL_*`` variables describe (``http/protobuf`` by default; ``grpc`` when the optional
   ``opentelemetry-exporter-otlp-proto-grpc`` package is installed);
 * W3C ``traceparent`` + ``baggage`` propagation (unless ``OTEL_PROPAGATORS`` says otherwise);
@@ -33,13 +33,13 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from tracekit import attributes as a
-from tracekit.instrument import hooks
-from tracekit.instrument.processor import CountingBatchSpanProcessor
-from tracekit.instrument.redact import protect_header_capture, query_keys_from_env
 from tracekit.k8s.metadata import PodContext, pod_context, timeout_from_env
 from tracekit.k8s.routing import RoutingTable
+from tracekit.tracing import hooks
+from tracekit.tracing.processor import CountingBatchSpanProcessor
+from tracekit.tracing.redact import protect_header_capture, query_keys_from_env
 
-log = logging.getLogger("tracekit.instrument")
+log = logging.getLogger("tracekit.tracing")
 
 
 @dataclass
