@@ -1,11 +1,374 @@
-"""The ``tracekit analyze``  command (being built: see the open issue)."""
+"""The ``tracekit analyze`` command: a thin layer over :mod:`tracekit.analyze.api`.
+
+Exit codes: 0 when something was analysed (input problems are warnings on stderr), 2 when nothing
+usable was read or an argument is wrong (one line on stderr naming the file and the problem). Library
+errors (:mod:`tracekit.errors`) become that line here; no traceback reaches the user
+(``TRACEKIT_DEBUG=1`` re-raises unexpected errors, for bug reports).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
 import click
+
+from tracekit.analyze.model import Trace
+from tracekit.errors import RendererOptionError, TraceFormatError, TracekitError
+
+#: Warnings printed one by one before the rest are only counted.
+MAX_WARNINGS_SHOWN = 10
+#: Failed traces drawn by the text renderer besides the slowest ones.
+TEXT_FAILED_TRACES = 3
+
+
+class WarningSink:
+    """Print the first warnings to stderr, count the rest, summarise at the end.
+
+    Warnings are held back until something usable has been read (:meth:`release`): when nothing
+    was, the command fails with its one error line and the held warnings are dropped, so stderr
+    stays one line (the error names the first problem).
+    """
+
+    def __init__(self, limit: int = MAX_WARNINGS_SHOWN) -> None:
+        self.limit = limit
+        self.count = 0
+        self.held: list[str] | None = []
+
+    def __call__(self, message: str) -> None:
+        self.count += 1
+        if self.count <= self.limit:
+            if self.held is not None:
+                self.held.append(message)
+            else:
+                click.echo(f"warning: {message}", err=True)
+
+    def release(self) -> None:
+        """Input was usable: print what was held and print further warnings at once."""
+        held, self.held = self.held, None
+        for message in held or ():
+            click.echo(f"warning: {message}", err=True)
+
+    def discard(self) -> None:
+        self.held = []
+        self.count = 0
+
+    def finish(self) -> None:
+        self.release()
+        hidden = self.count - self.limit
+        if hidden > 0:
+            click.echo(
+                f"warning: ... and {hidden:,} more warning(s) not shown ({self.count:,} in all; "
+                "--warnings N shows more, JSON output lists them per trace)",
+                err=True,
+            )
+
+
+def _fail(message: str) -> None:
+    click.echo(f"tracekit analyze: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _output_format(fmt: str | None, output: str | None) -> str:
+    from tracekit.analyze.renderers import format_for_path
+
+    if fmt is not None:
+        return fmt
+    if output is None or output == "-":
+        return "text"
+    guessed = format_for_path(output)
+    if guessed is None:
+        raise RendererOptionError(
+            f"{output}: cannot tell the output format from the suffix "
+            "(use .json, .html or .txt, or give --format)"
+        )
+    return guessed
+
+
+def _traces(
+    paths: tuple[str, ...],
+    jaeger: dict[str, Any] | None,
+    sink: WarningSink,
+    errors: list[str],
+) -> Iterator[Trace]:
+    """Every trace of every source; a source that yields nothing usable is an error, kept for later."""
+    from tracekit.analyze.readers import read_traces
+
+    for path in paths:
+        try:
+            yield from read_traces(path, on_warning=sink)
+        except TraceFormatError as exc:
+            errors.append(str(exc))
+            if len(paths) > 1 or jaeger:
+                sink(str(exc))
+    if jaeger is not None:
+        try:
+            from tracekit.analyze.readers.jaeger_api import fetch_traces
+        except ImportError as exc:
+            errors.append(f"the Jaeger source is not available in this build ({exc})")
+            return
+        ids = jaeger.pop("trace_ids") or [None]
+        for trace_id in ids:
+            try:
+                yield from fetch_traces(jaeger["url"], trace_id=trace_id, on_warning=sink, **jaeger["query"])
+            except TracekitError as exc:
+                errors.append(str(exc))
+
+
+@contextlib.contextmanager
+def _open_output(output: str | None, binary: bool) -> Iterator[IO[Any]]:
+    if output is None or output == "-":
+        yield sys.stdout.buffer if binary else sys.stdout
+        return
+    try:
+        handle = open(output, "wb" if binary else "w", encoding=None if binary else "utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise RendererOptionError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    try:
+        yield handle
+    except BaseException:
+        handle.close()
+        with contextlib.suppress(OSError):
+            os.unlink(output)
+        raise
+    handle.close()
 
 
 @click.command("analyze")
-def analyze() -> None:
-    """Not built yet."""
-    raise click.UsageError("tracekit analyze is not built yet")
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "html", "jaeger"]),
+    help="Output format (default: from the -o suffix, else text).",
+)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE; .json/.html/.txt pick the format.")
+@click.option(
+    "--rules", "rules_path", metavar="FILE", help="YAML file of extra layer rules (docs/analyzer.md)."
+)
+@click.option(
+    "--trace-id", "trace_ids", multiple=True, metavar="ID", help="Analyse only this trace (repeatable)."
+)
+@click.option(
+    "--slowest",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Report the N slowest traces (text default: 1, plus failed ones); the summary counts all.",
+)
+@click.option(
+    "--jaeger", "jaeger_url", metavar="URL", help="Read traces from a Jaeger query service (API v3)."
+)
+@click.option("--service", metavar="NAME", help="With --jaeger: the service whose traces to fetch.")
+@click.option(
+    "--lookback",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="With --jaeger: how far back (30m, 2d).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    metavar="N",
+    help="With --jaeger: how many traces to fetch.",
+)
+@click.option("--no-skew", is_flag=True, help="Do not adjust clock skew between hosts.")
+@click.option(
+    "--warnings",
+    "max_warnings",
+    type=click.IntRange(min=0),
+    default=MAX_WARNINGS_SHOWN,
+    show_default=True,
+    metavar="N",
+    help="Warnings printed on stderr before the rest are counted.",
+)
+def analyze(
+    paths: tuple[str, ...],
+    fmt: str | None,
+    output: str | None,
+    rules_path: str | None,
+    trace_ids: tuple[str, ...],
+    slowest: int | None,
+    jaeger_url: str | None,
+    service: str | None,
+    lookback: str,
+    limit: int,
+    no_skew: bool,
+    max_warnings: int,
+) -> None:
+    """Where did the time go, and where did it break? Analyse exported traces.
+
+    Reads OTLP JSON (Collector file exporter lines or one document), Jaeger JSON or Zipkin v2 JSON
+    (format detected from content; .gz and - for stdin work), or fetches traces from Jaeger with
+    --jaeger. Prints, per layer (client, edge, ingress, service, app, sidecar, db, external), how much
+    of each request's latency went there, draws the slowest requests' hop-by-hop timeline, and names
+    the layer where failed requests broke.
+
+    Exit status: 0 on success (input problems are warnings), 2 when nothing usable was read or an
+    argument is wrong.
+    """
+    sink = WarningSink(max_warnings)
+    try:
+        _run(
+            paths,
+            fmt,
+            output,
+            rules_path,
+            trace_ids,
+            slowest,
+            jaeger_url,
+            service,
+            lookback,
+            limit,
+            no_skew,
+            sink,
+        )
+    except TracekitError as exc:
+        sink.discard()
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (| head): silence the interpreter's final flush of stdout.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except OSError as exc:  # writing the output failed (disk full, ...)
+        sink.finish()
+        _fail(f"{output or 'stdout'}: cannot write: {exc.strerror or exc}")
+    except Exception as exc:  # never a traceback for the user
+        if os.environ.get("TRACEKIT_DEBUG"):
+            raise
+        click.echo(
+            f"tracekit analyze: internal error (please report): {exc.__class__.__name__}: {exc}", err=True
+        )
+        sys.exit(1)
+    sink.finish()
+
+
+def _run(
+    paths: tuple[str, ...],
+    fmt: str | None,
+    output: str | None,
+    rules_path: str | None,
+    trace_ids: tuple[str, ...],
+    slowest: int | None,
+    jaeger_url: str | None,
+    service: str | None,
+    lookback: str,
+    limit: int,
+    no_skew: bool,
+    sink: WarningSink,
+) -> None:
+    from tracekit.analyze.api import Analysis
+    from tracekit.analyze.processors import Options
+    from tracekit.analyze.renderers import get_renderer
+    from tracekit.analyze.rules import load_rules
+
+    if not paths and not jaeger_url:
+        raise TracekitError("no input: give trace files (PATH..., - for stdin) or --jaeger URL")
+    if jaeger_url and not service and not trace_ids:
+        raise TracekitError("--jaeger needs --service NAME or --trace-id ID")
+    if not jaeger_url and (service or lookback != "1h" or limit != 20):
+        raise TracekitError("--service, --lookback and --limit only apply with --jaeger URL")
+    out_format = _output_format(fmt, output)
+    renderer = (
+        get_renderer(out_format, color=output in (None, "-") and sys.stdout.isatty())
+        if out_format == "text"
+        else get_renderer(out_format)
+    )
+    options = Options(rules=load_rules(rules_path), adjust_skew=not no_skew)
+    jaeger = None
+    if jaeger_url:
+        jaeger = {
+            "url": jaeger_url,
+            "trace_ids": list(trace_ids),
+            "query": {"service": service, "lookback": lookback, "limit": limit},
+        }
+    errors: list[str] = []
+    traces = _traces(paths, jaeger, sink, errors)
+
+    if out_format == "text":
+        analysis = Analysis(
+            options, trace_ids=trace_ids, slowest=slowest or 1, failed=TEXT_FAILED_TRACES, on_warning=sink
+        )
+    else:
+        analysis = Analysis(
+            options, trace_ids=trace_ids, slowest=slowest, include_spans=renderer.needs_spans, on_warning=sink
+        )
+
+    if out_format == "json" and slowest is None:
+        from tracekit.analyze.renderers.json import stream_json
+
+        reports = (r for r in map(analysis.analyse, traces) if r is not None)
+        first = next(reports, None)
+        _check_usable(analysis, errors, trace_ids, sink)
+        with _open_output(output, binary=True) as out:
+            stream_json(out, _chain(first, reports), analysis.summary)
+        return
+
+    if renderer.input == "traces":
+        kept = _keep_traces(analysis, traces, slowest)
+        _check_usable(analysis, errors, trace_ids, sink)
+        text = renderer.render(kept)
+    else:
+        for trace in traces:
+            analysis.add(trace)
+        _check_usable(analysis, errors, trace_ids, sink)
+        report = analysis.report()
+        if out_format == "text" and output in (None, "-"):
+            from rich.console import Console
+
+            from tracekit.analyze.renderers.text import TextRenderer, print_report
+
+            tty = sys.stdout.isatty()
+            print_report(report, Console(highlight=False, width=None if tty else TextRenderer.width_default))
+            return
+        text = renderer.render(report)
+    with _open_output(output, binary=False) as out:
+        out.write(text)
+
+
+def _chain(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _keep_traces(analysis: Any, traces: Iterator[Trace], slowest: int | None) -> list[Trace]:
+    """Trace objects for the Jaeger renderer: all analysed ones, or the N slowest."""
+    import heapq
+
+    kept: list[tuple[float, int, Trace]] = []
+    for seq, trace in enumerate(traces):
+        report = analysis.analyse(trace)
+        if report is None:
+            continue
+        item = (report["duration_ms"], -seq, trace)
+        if slowest is None:
+            kept.append(item)
+        elif len(kept) < slowest:
+            heapq.heappush(kept, item)
+        elif item > kept[0]:
+            heapq.heapreplace(kept, item)
+    if slowest is None:
+        return [t for _, _, t in kept]
+    return [t for _, _, t in sorted(kept, reverse=True)]
+
+
+def _check_usable(analysis: Any, errors: list[str], trace_ids: tuple[str, ...], sink: WarningSink) -> None:
+    """Nothing analysed is an error (exit 2): say why in one line. Otherwise let warnings out."""
+    if analysis.aggregator.traces:
+        sink.release()
+        return
+    if errors:
+        more = f" (and {len(errors) - 1} more unusable input(s))" if len(errors) > 1 else ""
+        raise TracekitError(errors[0] + more)
+    if trace_ids:
+        raise TracekitError(f"trace id(s) {', '.join(trace_ids)} not found in the input")
+    raise TracekitError("no traces found in the input")

@@ -1,0 +1,242 @@
+"""Generate large OTLP JSONL files the way an OpenTelemetry Collector's file exporter writes them.
+
+Each line is one ``ExportTraceServiceRequest`` holding a batch of spans that *ended* around the same
+time, from many traces, grouped by resource (service) as the batch processor groups them. A trace's
+spans therefore spread over several consecutive lines and its root (which ends last) comes last.
+
+Shape of each trace (tracekit's demo journey): ``loadgen`` CLIENT root -> ``ingress`` SERVER ->
+``ingress`` CLIENT -> ``shop`` app SERVER -> N x (app CLIENT -> ``shop-db`` sidecar SERVER -> sqlite
+CLIENT), the rest app INTERNAL spans. One trace in 100 fails in the database.
+
+Used by ``bench/bench_readers.py`` and the analyzer bench; cached files live in /tmp keyed by
+``VERSION`` and the parameters, so several benches share one file.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+#: Bump when the generated content changes, so cached files are regenerated.
+VERSION = 2
+
+_RESOURCES: dict[str, list[dict[str, Any]]] = {}
+
+
+def _kv(key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    if isinstance(value, float):
+        return {"key": key, "value": {"doubleValue": value}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def _resource(service: str, pod: int) -> dict[str, Any]:
+    attrs = {
+        "service.name": service,
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+    }
+    if service != "loadgen":
+        attrs |= {
+            "k8s.namespace.name": "shop",
+            "k8s.pod.name": f"shop-{pod:04x}" if service != "ingress" else f"ingress-nginx-{pod:04x}",
+            "k8s.pod.uid": f"00000000-0000-0000-0000-{pod:012x}",
+            "k8s.node.name": f"node-{pod % 3}",
+            "k8s.container.name": {"shop": "app", "shop-db": "db"}.get(service, "controller"),
+        }
+    return {"attributes": [_kv(k, v) for k, v in attrs.items()]}
+
+
+def _trace_spans(rng: random.Random, trace_no: int, start: int, n: int) -> list[tuple[int, str, int, dict]]:
+    """Spans of one trace as (end_ns, service, pod, otlp span dict), root first."""
+    tid = f"{rng.getrandbits(128):032x}"
+    ids = [f"{rng.getrandbits(64):016x}" for _ in range(n)]
+    failed = trace_no % 100 == 7
+    pod = trace_no % 8
+    out: list[tuple[int, str, int, dict]] = []
+
+    def span(
+        i: int, parent: int | None, service: str, name: str, kind: int, t0: int, t1: int, attrs: dict
+    ) -> None:
+        d: dict[str, Any] = {
+            "traceId": tid,
+            "spanId": ids[i],
+            "name": name,
+            "kind": kind,
+            "startTimeUnixNano": str(t0),
+            "endTimeUnixNano": str(t1),
+        }
+        if attrs:
+            d["attributes"] = [_kv(k, v) for k, v in attrs.items() if k != "error"]
+        if failed and attrs.get("error"):
+            d["status"] = {"code": 2, "message": "database is locked"}
+        if parent is not None:
+            d["parentSpanId"] = ids[parent]
+        out.append((t1, service, pod, d))
+
+    us = 1000
+    db_calls = max(0, (n - 4) // 3)
+    internal = n - 4 - 3 * db_calls
+    total = 2000 * us + db_calls * 900 * us + internal * 100 * us + rng.randrange(0, 3000 * us)
+    t_ingress = start + 300 * us
+    t_app = t_ingress + 400 * us
+    app_end = start + total - 500 * us
+    status = 500 if failed else 200
+    route = ("/cart", "/checkout", "/products")[trace_no % 3]
+    # Attributes: the few the analyzer looks at (a lean span, as the issue's decode figure assumes).
+    span(
+        0,
+        None,
+        "loadgen",
+        f"GET {route}",
+        3,
+        start,
+        start + total,
+        {"http.response.status_code": status, "error": failed},
+    )
+    span(
+        1,
+        0,
+        "ingress",
+        f"GET {route}",
+        2,
+        t_ingress - 200 * us,
+        start + total - 100 * us,
+        {"http.route": route, "http.response.status_code": status, "tracekit.component": "ingress"},
+    )
+    span(
+        2,
+        1,
+        "ingress",
+        "upstream",
+        3,
+        t_ingress,
+        start + total - 200 * us,
+        {"server.address": "web-service", "http.response.status_code": status},
+    )
+    span(
+        3,
+        2,
+        "shop",
+        f"GET {route}",
+        2,
+        t_app,
+        app_end,
+        {"http.route": route, "http.response.status_code": status, "error": failed},
+    )
+    t = t_app + 100 * us
+    i = 4
+    for c in range(db_calls):
+        last = failed and c == db_calls - 1
+        span(i, 3, "shop", "POST /query", 3, t, t + 800 * us, {"server.address": "127.0.0.1"})
+        span(
+            i + 1,
+            i,
+            "shop-db",
+            "POST /query",
+            2,
+            t + 50 * us,
+            t + 750 * us,
+            {"http.route": "/query", "error": last},
+        )
+        span(
+            i + 2,
+            i + 1,
+            "shop-db",
+            "SELECT shop.items",
+            3,
+            t + 100 * us,
+            t + 700 * us,
+            {"db.system.name": "sqlite", "error": last},
+        )
+        t += 900 * us
+        i += 3
+    for _ in range(internal):
+        span(i, 3, "shop", "render", 1, t, t + 80 * us, {})
+        t += 100 * us
+        i += 1
+    return out
+
+
+def _line(batch: list[tuple[int, str, int, dict]]) -> bytes:
+    by_res: dict[tuple[str, int], list[dict]] = {}
+    for _, service, pod, d in batch:
+        by_res.setdefault((service, pod), []).append(d)
+    resource_spans = []
+    for (service, pod), spans in by_res.items():
+        resource_spans.append(
+            {
+                "resource": _resource(service, pod),
+                "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.flask"}, "spans": spans}],
+            }
+        )
+    return msgspec.json.encode({"resourceSpans": resource_spans}) + b"\n"
+
+
+def write_otlp_jsonl(
+    path: str | os.PathLike[str],
+    n_traces: int,
+    spans_per_trace: int = 10,
+    *,
+    batch_spans: int = 1000,
+    traces_per_second: int = 2000,
+    seed: int = 1,
+) -> int:
+    """Write ``n_traces`` traces as Collector-style OTLP JSONL to ``path``; return the span count.
+
+    Spans are written in end-time order in batches of ``batch_spans`` per line, so with
+    ``traces_per_second`` arrivals and traces lasting a few ms to tens of ms, each trace's spans
+    spread over several lines interleaved with other traces.
+    """
+    rng = random.Random(seed)
+    heap: list[tuple[int, int, str, int, dict]] = []
+    seq = 0
+    written = 0
+    gap = 1_000_000_000 // traces_per_second
+    t0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+    batch: list[tuple[int, str, int, dict]] = []
+    with open(path, "wb") as f:
+        for n in range(n_traces):
+            start = t0 + n * gap
+            while heap and heap[0][0] <= start:
+                end, _, service, pod, d = heapq.heappop(heap)
+                batch.append((end, service, pod, d))
+                if len(batch) >= batch_spans:
+                    f.write(_line(batch))
+                    written += len(batch)
+                    batch = []
+            for end, service, pod, d in _trace_spans(rng, n, start, spans_per_trace):
+                heapq.heappush(heap, (end, seq, service, pod, d))
+                seq += 1
+        while heap:
+            end, _, service, pod, d = heapq.heappop(heap)
+            batch.append((end, service, pod, d))
+            if len(batch) >= batch_spans:
+                f.write(_line(batch))
+                written += len(batch)
+                batch = []
+        if batch:
+            f.write(_line(batch))
+            written += len(batch)
+    return written
+
+
+def cached_otlp_jsonl(n_traces: int = 100_000, spans_per_trace: int = 10, **kw: Any) -> Path:
+    """Path of a generated file in the temp dir, generated once per VERSION and parameters."""
+    extra = "-".join(f"{k}{v}" for k, v in sorted(kw.items()))
+    name = f"tracekit-bench-v{VERSION}-{n_traces}x{spans_per_trace}{'-' + extra if extra else ''}.jsonl"
+    path = Path(tempfile.gettempdir()) / name
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        write_otlp_jsonl(tmp, n_traces, spans_per_trace, **kw)
+        tmp.replace(path)
+    return path

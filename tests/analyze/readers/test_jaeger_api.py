@@ -1,0 +1,102 @@
+"""Jaeger query API v3 as a source, against a real HTTP server on loopback (pytest-httpserver)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tracekit.analyze.readers.jaeger_api import fetch_traces, parse_lookback, split_frames
+from tracekit.errors import TraceFormatError
+
+DATA = Path(__file__).parents[1] / "data"
+DOC = json.loads((DATA / "readers_otlp_document.json").read_text())
+TID = "5b8efff798038103d269b633813fc60c"
+
+
+def result(*resource_spans: dict) -> str:
+    return json.dumps({"result": {"resourceSpans": list(resource_spans)}})
+
+
+def test_search_by_service_sends_the_v3_query(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/api/v3/traces", method="GET").respond_with_data(
+        result(*DOC["resourceSpans"]), content_type="application/json"
+    )
+    traces = list(fetch_traces(httpserver.url_for("/"), service="frontend", lookback="2h", limit=5))
+    assert sorted(len(t.spans) for t in traces) == [1, 2]
+    assert all(t.source == f"jaeger:{httpserver.url_for('/').rstrip('/')}" for t in traces)
+    (request, _), *_ = httpserver.log
+    q = request.args
+    assert q["query.service_name"] == "frontend" and q["query.search_depth"] == "5"
+    t_min = datetime.fromisoformat(q["query.start_time_min"].replace("Z", "+00:00"))
+    t_max = datetime.fromisoformat(q["query.start_time_max"].replace("Z", "+00:00"))
+    assert t_max - t_min == timedelta(hours=2) and abs(datetime.now(UTC) - t_max) < timedelta(minutes=5)
+
+
+def test_limit_is_applied_to_what_the_server_returns(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/api/v3/traces").respond_with_data(result(*DOC["resourceSpans"]))
+    assert len(list(fetch_traces(httpserver.url_for("/"), service="frontend", limit=1))) == 1
+
+
+def test_get_one_trace_by_id_from_a_streamed_answer(httpserver: HTTPServer) -> None:
+    first = DOC["resourceSpans"][0]
+    # Two frames, concatenated and newline separated, the second for the same trace: merged.
+    root_rs = json.loads(json.dumps(first))
+    child_rs = json.loads(json.dumps(first))
+    root_rs["scopeSpans"][0]["spans"] = root_rs["scopeSpans"][0]["spans"][:1]
+    child_rs["scopeSpans"][0]["spans"] = child_rs["scopeSpans"][0]["spans"][1:]
+    body = result(root_rs) + result(child_rs) + "\n"
+    httpserver.expect_request(f"/api/v3/traces/{TID}").respond_with_data(body)
+    (trace,) = fetch_traces(httpserver.url_for("/"), trace_id=TID.upper())
+    assert trace.trace_id == TID and len(trace.spans) == 2
+
+
+def test_not_found_names_the_url(httpserver: HTTPServer) -> None:
+    error = json.dumps({"error": {"httpCode": 404, "message": "No traces found"}})
+    httpserver.expect_request("/api/v3/traces").respond_with_data(error, status=404)
+    with pytest.raises(TraceFormatError) as info:
+        list(fetch_traces(httpserver.url_for("/"), service="nobody"))
+    message = str(info.value)
+    assert message.startswith(httpserver.url_for("/api/v3/traces"))
+    assert "no traces of service 'nobody' in the last 1h found (No traces found)" in message
+
+
+def test_server_error_is_one_line(httpserver: HTTPServer) -> None:
+    error = json.dumps({"error": {"httpCode": 500, "message": "storage backend down"}})
+    httpserver.expect_request(f"/api/v3/traces/{TID}").respond_with_data(error, status=500)
+    with pytest.raises(TraceFormatError, match=r"/api/v3/traces/5b8e.*: HTTP 500: storage backend down$"):
+        list(fetch_traces(httpserver.url_for("/"), trace_id=TID))
+
+
+def test_an_unreadable_answer(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(f"/api/v3/traces/{TID}").respond_with_data("<html>proxy login</html>")
+    with pytest.raises(TraceFormatError, match="unreadable answer"):
+        list(fetch_traces(httpserver.url_for("/"), trace_id=TID))
+
+
+def test_connection_refused_names_the_url() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TraceFormatError) as info:
+        list(fetch_traces(f"http://127.0.0.1:{port}", service="x"))
+    assert str(info.value).startswith(f"http://127.0.0.1:{port}/api/v3/traces: cannot reach Jaeger")
+
+
+def test_arguments_are_checked() -> None:
+    with pytest.raises(TraceFormatError, match="service name or a trace id"):
+        list(fetch_traces("http://127.0.0.1:1"))
+    with pytest.raises(TraceFormatError, match="invalid trace id"):
+        list(fetch_traces("http://127.0.0.1:1", trace_id="not-hex"))
+    with pytest.raises(TraceFormatError, match="invalid lookback"):
+        list(fetch_traces("http://127.0.0.1:1", service="x", lookback="soon"))
+
+
+def test_lookback_and_frame_splitting() -> None:
+    assert parse_lookback("1h30m") == timedelta(minutes=90)
+    assert parse_lookback("2d") == timedelta(days=2)
+    assert list(split_frames(b'{"a":"}{\\""}\n{"b":{}}')) == [b'{"a":"}{\\""}', b'{"b":{}}']

@@ -1,0 +1,299 @@
+"""The analyzer's library entry points: trace files (or Trace objects) in, the JSON contract out.
+
+``analyze_paths(paths)`` and ``analyze_traces(traces)`` return the DESIGN.md JSON contract as a dict
+(``{"summary": ..., "traces": [...]}``, key names fixed; extra keys are documented in
+docs/analyzer.md). :class:`Analysis` is the streaming core both use: it analyses one trace at a time,
+folds it into the aggregates and keeps only the trace reports asked for (all, the slowest N, failed
+ones), so the CLI can write a million spans' worth of reports without holding them.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import os
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from tracekit.analyze.model import LAYERS, StatusCode, Trace
+from tracekit.analyze.processors import Options, Processor, default_processors
+from tracekit.analyze.processors.aggregates import Aggregator
+from tracekit.analyze.processors.timeline import KIND_NAMES, STATUS_NAMES, hops_as_dicts
+from tracekit.analyze.rules import load_rules
+from tracekit.analyze.tree import SpanTree, build_span_tree
+
+WarningCallback = Callable[[str], None]
+
+__all__ = ["Analysis", "analyze_paths", "analyze_traces", "normalize_trace_id"]
+
+
+def normalize_trace_id(value: str) -> str:
+    """A user-given trace id as the model spells it: lowercase hex, left-padded to 32 characters."""
+    text = value.strip().lower()
+    if text.startswith("0x"):
+        text = text[2:]
+    return text.rjust(32, "0")
+
+
+def trace_route(tree: SpanTree) -> str:
+    """The request's route: the first ``http.route`` on the path (with the method), else method + path."""
+    root = tree.root
+    assert root is not None
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.children:
+            stack.extend(reversed(node.children))
+        attrs = node.span.attributes
+        route = attrs.get("http.route")
+        if route:
+            method = attrs.get("http.request.method") or attrs.get("http.method")
+            return f"{method} {route}" if method else str(route)
+    attrs = root.span.attributes
+    method = attrs.get("http.request.method") or attrs.get("http.method")
+    path = attrs.get("url.path") or attrs.get("http.target")
+    if path is None:
+        url = attrs.get("url.full") or attrs.get("http.url")
+        if url:
+            rest = str(url).split("://", 1)[-1]
+            path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+    if path:
+        path = str(path).split("?", 1)[0]
+        return f"{method} {path}" if method else path
+    return root.span.name
+
+
+class Analysis:
+    """Analyse traces one at a time; keep the aggregates and the trace reports asked for.
+
+    :param keep: which trace reports :meth:`report` returns: ``"all"`` (read order), or ``"selected"``
+        (the ``slowest`` N, then up to ``failed`` failed traces not already among them).
+    """
+
+    def __init__(
+        self,
+        options: Options | None = None,
+        *,
+        trace_ids: Iterable[str] | None = None,
+        include_spans: bool = False,
+        slowest: int | None = None,
+        failed: int = 0,
+        on_warning: WarningCallback | None = None,
+    ) -> None:
+        self.options = options or Options()
+        self.processors: list[Processor] = default_processors(self.options)
+        self.trace_ids = {normalize_trace_id(t) for t in trace_ids} if trace_ids else None
+        self.include_spans = include_spans
+        self.slowest = slowest
+        self.failed_wanted = failed
+        self.on_warning = on_warning
+        self.aggregator = Aggregator()
+        self.all: list[dict[str, Any]] = []
+        self._heap: list[tuple[float, int, dict[str, Any]]] = []
+        self._failed: list[dict[str, Any]] = []
+        self._seq = 0
+        self.found_ids: set[str] = set()
+
+    def analyse(self, trace: Trace) -> dict[str, Any] | None:
+        """Analyse one trace, count it, and return its report (None when filtered out or empty).
+
+        The report's ``hops`` are :class:`~tracekit.analyze.processors.timeline.Hop` structs (they
+        encode to the same JSON); :meth:`kept` and :meth:`report` turn them into dicts.
+        """
+        if self.trace_ids is not None and trace.trace_id not in self.trace_ids:
+            return None
+        tree = build_span_tree(trace)
+        if tree.root is None:
+            if self.on_warning is not None:
+                self.on_warning(f"trace {trace.trace_id}: no spans, skipped")
+            return None
+        for step in self.processors:
+            tree = step(tree, self.options)
+        if self.trace_ids is not None:
+            self.found_ids.add(trace.trace_id)
+        report = self._trace_report(tree)
+        self.aggregator.add(tree, report["route"], report["status"] == "error")
+        tree.dispose()
+        if self.on_warning is not None:
+            for warning in report["warnings"]:
+                self.on_warning(f"trace {trace.trace_id}: {warning}")
+        return report
+
+    def add(self, trace: Trace) -> dict[str, Any] | None:
+        """:meth:`analyse` a trace and keep its report if it is wanted."""
+        report = self.analyse(trace)
+        if report is None:
+            return None
+        if self.slowest is None and not self.failed_wanted:
+            self.all.append(report)
+            return report
+        self._seq += 1
+        if self.slowest:
+            item = (report["duration_ms"], -self._seq, report)
+            if len(self._heap) < self.slowest:
+                heapq.heappush(self._heap, item)
+            elif item > self._heap[0]:
+                bumped = heapq.heapreplace(self._heap, item)[2]
+                self._keep_failed(bumped)
+                return report
+            else:
+                self._keep_failed(report)
+                return report
+        else:
+            self._keep_failed(report)
+        return report
+
+    def _keep_failed(self, report: dict[str, Any]) -> None:
+        if report["status"] == "error" and len(self._failed) < self.failed_wanted:
+            self._failed.append(report)
+
+    def kept(self) -> list[dict[str, Any]]:
+        """The trace reports kept: all in read order, or the slowest (slowest first) then failed ones."""
+        if self.slowest is None and not self.failed_wanted:
+            chosen = self.all
+        else:
+            chosen = [item[2] for item in sorted(self._heap, reverse=True)]
+            seen = {id(r) for r in chosen}
+            chosen.extend(r for r in self._failed if id(r) not in seen)
+        for report in chosen:
+            report["hops"] = hops_as_dicts(report["hops"])
+        return chosen
+
+    def summary(self) -> dict[str, Any]:
+        return self.aggregator.summary()
+
+    def report(self) -> dict[str, Any]:
+        """The JSON contract: ``{"summary": ..., "traces": [...]}``."""
+        return {"summary": self.summary(), "traces": self.kept()}
+
+    def _trace_report(self, tree: SpanTree) -> dict[str, Any]:
+        root = tree.root
+        assert root is not None
+        duration_ns = root.end - root.start
+        attribution = tree.attribution
+        layers = {layer: attribution[layer] / 1e6 for layer in LAYERS if layer in attribution}
+        failed = tree.diagnosis["failed_layer"] is not None
+        start = root.span.start_ns
+        report: dict[str, Any] = {
+            "trace_id": tree.trace_id,
+            "duration_ms": duration_ns / 1e6,
+            "status": "error" if failed else "ok",
+            "layers": layers,
+            "hops": tree.hops,
+            "diagnosis": tree.diagnosis,
+            "warnings": tree.warnings,
+            "start_time": _iso_second(start // 1_000_000_000) + f".{start % 1_000_000_000 // 1000:06d}Z",
+            "root": {"service": root.span.service, "name": root.span.name, "span_id": root.span.span_id},
+            "route": trace_route(tree),
+            "span_count": len(tree.trace.spans),
+            "error_spans": sum(1 for span in tree.trace.spans if span.status is StatusCode.ERROR),
+            "source": tree.trace.source,
+        }
+        if self.include_spans:
+            report["spans"] = spans_of(tree)
+        return report
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    """ISO 8601 UTC of a whole second (cached: traces of one run share seconds)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def spans_of(tree: SpanTree) -> list[dict[str, Any]]:
+    """Every span of the trace (orphans and other roots included) for the HTML report."""
+    root = tree.root
+    assert root is not None
+    t0 = root.start
+    out = []
+    for node in tree.nodes:
+        span = node.span
+        out.append(
+            {
+                "span_id": span.span_id,
+                "parent_id": span.parent_id,
+                "name": span.name,
+                "service": span.service,
+                "layer": node.hop_layer,
+                "span_layer": node.layer,
+                "kind": KIND_NAMES[span.kind] if 0 <= span.kind < 6 else "unspecified",
+                "start_ms": (node.start - t0) / 1e6,
+                "duration_ms": (node.end - node.start) / 1e6,
+                "self_ms": node.self_ns / 1e6,
+                "status": STATUS_NAMES.get(span.status, "unset"),
+                "status_message": span.status_message,
+                "critical": node.critical,
+                "failed": node.failed,
+                "attributes": span.attributes,
+                "resource": span.resource,
+                "events": [
+                    {"name": e.name, "time_ms": (e.time_ns - span.start_ns + node.start - t0) / 1e6}
+                    | ({"attributes": e.attributes} if e.attributes else {})
+                    for e in span.events
+                ],
+            }
+        )
+    return out
+
+
+def read_paths(
+    paths: Iterable[str | os.PathLike[str]], on_warning: WarningCallback | None = None
+) -> Iterator[Trace]:
+    """Every trace of every path, in order (readers detect each file's format)."""
+    from tracekit.analyze.readers import read_traces
+
+    for path in paths:
+        yield from read_traces(path, on_warning=on_warning)
+
+
+def analyze_traces(
+    traces: Iterable[Trace],
+    *,
+    rules_path: str | os.PathLike[str] | None = None,
+    trace_ids: Iterable[str] | None = None,
+    include_spans: bool = False,
+    slowest: int | None = None,
+    on_warning: WarningCallback | None = None,
+    options: Options | None = None,
+) -> dict[str, Any]:
+    """Analyse Trace objects; return the JSON contract dict (see the module docstring).
+
+    :param slowest: keep only the N slowest traces' reports (the summary still counts every trace).
+    :raises tracekit.errors.RulesError: the rules file is invalid.
+    """
+    if options is None:
+        options = Options(rules=load_rules(rules_path))
+    analysis = Analysis(
+        options, trace_ids=trace_ids, include_spans=include_spans, slowest=slowest, on_warning=on_warning
+    )
+    for trace in traces:
+        analysis.add(trace)
+    return analysis.report()
+
+
+def analyze_paths(
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
+    rules_path: str | os.PathLike[str] | None = None,
+    trace_ids: Iterable[str] | None = None,
+    include_spans: bool = False,
+    slowest: int | None = None,
+    on_warning: WarningCallback | None = None,
+) -> dict[str, Any]:
+    """Read trace files (any supported format, ``.gz``, ``"-"``) and analyse them.
+
+    :raises tracekit.errors.TraceFormatError: a file holds nothing usable (one line naming it).
+    :raises tracekit.errors.RulesError: the rules file is invalid.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    options = Options(rules=load_rules(rules_path))
+    return analyze_traces(
+        read_paths(paths, on_warning),
+        trace_ids=trace_ids,
+        include_spans=include_spans,
+        slowest=slowest,
+        on_warning=on_warning,
+        options=options,
+    )

@@ -1,0 +1,99 @@
+"""Critical path: the last-finishing-child walk of Jaeger UI's critical path.
+
+Starting at the root's end, the walk repeatedly descends into the child that finished last before the
+current instant; the parent owns the time between that child's end and the instant, and once a span
+has no eligible child left it owns the rest back to its start, and the walk returns to its parent at
+the span's start. So every instant of the root's duration belongs to exactly one span.
+
+As in Jaeger UI, a child is first clipped to its parent's (clipped) interval: a child that overflows
+its parent counts only inside it, a child entirely outside it is off the path, and FOLLOWS_FROM
+children (async work the parent did not wait for) are off the path. The walk is iterative (deep
+traces) and considers each child once (zero-length children cannot loop it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tracekit.analyze.model import RefType
+
+if TYPE_CHECKING:
+    from tracekit.analyze.processors import Options
+    from tracekit.analyze.tree import SpanNode, SpanTree
+
+
+def _end_key(node: SpanNode) -> tuple[int, int]:
+    # Latest clipped end first; on a tie the earlier start (the longer child) first.
+    return (-node.ce, node.cs)
+
+
+def critical_path(tree: SpanTree, options: Options) -> SpanTree:
+    """Fill ``tree.segments`` (time order) and each node's ``self_ns`` and ``critical``."""
+    root = tree.root
+    if root is None:
+        return tree
+    follows = RefType.FOLLOWS_FROM
+    root.cs = root.start
+    root.ce = root.end
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        ps = node.cs
+        pe = node.ce
+        items = []
+        for child in node.children:
+            if child.span.ref_type is follows:
+                continue
+            cs = child.start
+            ce = child.end
+            if cs < ps:
+                cs = ps
+            if ce > pe:
+                ce = pe
+            if cs > ce:
+                continue  # entirely outside its parent: off the path
+            child.cs = cs
+            child.ce = ce
+            items.append(child)
+            if child.children:
+                stack.append(child)
+        if items:
+            if len(items) > 1:
+                items.sort(key=_end_key)
+            node.cands = items
+
+    segments: list[tuple[SpanNode, int, int]] = []
+    append = segments.append
+    node = root
+    root.critical = True
+    cursor = root.end
+    while True:
+        items = node.cands
+        if items:
+            i = node._cp
+            n = len(items)
+            while i < n and items[i].ce > cursor:
+                i += 1
+            if i < n:
+                child = items[i]
+                node._cp = i + 1
+                ce = child.ce
+                if ce < cursor:
+                    append((node, ce, cursor))
+                    node.self_ns += cursor - ce
+                child.critical = True
+                node = child
+                cursor = ce
+                continue
+            node._cp = i
+        start = node.cs
+        if start < cursor:
+            append((node, start, cursor))
+            node.self_ns += cursor - start
+        if node is root:
+            break
+        cursor = start
+        node = node.parent  # type: ignore[assignment]
+    segments.reverse()
+    tree.segments = segments
+    return tree

@@ -1,0 +1,188 @@
+"""Group spans into traces and decide when a trace is complete (the "open-trace window").
+
+A collector's file exporter writes one batch per line and a trace's spans land on several lines,
+interleaved with other traces. Holding everything until the end of the file would make memory grow
+with the file; emitting per line would split traces. The rule (also in docs/analyzer-formats.md):
+
+- a trace stays *open* while spans for it keep arriving;
+- at the end of a line, an open trace that **has a root span** and received **no span during the last
+  ``window_spans`` spans read** is complete and is emitted;
+- an idle trace without a root waits (its root usually ends last and is written last) until its
+  root arrives, the end of input, or the open-span cap;
+- when more than ``max_open_spans`` spans are open, the least recently touched traces are emitted
+  early, with a warning (memory stays bounded whatever the input);
+- a span for a trace that was already emitted starts a new part of that trace, emitted with the
+  same trace id and a warning that it arrived late.
+
+Single-document inputs feed the same assembler and emit everything at the end.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from operator import attrgetter
+
+from tracekit.analyze.model import Span, Trace
+
+#: Default number of spans read after a trace's last span before a rooted trace is emitted. The
+#: collector's batch processor sends 8192 spans or every 200 ms, so this covers a dozen full batches.
+DEFAULT_WINDOW_SPANS = 100_000
+
+#: Default cap on spans held in open traces (about 300-500 MB of model objects at most).
+DEFAULT_MAX_OPEN_SPANS = 400_000
+
+#: How many emitted trace ids are remembered to recognise late spans.
+REMEMBER_FLUSHED = 200_000
+
+_SPAN_ID = attrgetter("span_id")
+
+#: At most this many distinct warnings are kept per trace; the rest are counted.
+MAX_TRACE_WARNINGS = 20
+
+
+class _Open:
+    __slots__ = ("has_root", "last", "spans", "suppressed", "warnings")
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+        self.has_root = False
+        self.last = 0
+        self.warnings: list[str] = []
+        self.suppressed = 0
+
+    def warn(self, message: str) -> None:
+        if message in self.warnings:
+            return
+        if len(self.warnings) < MAX_TRACE_WARNINGS:
+            self.warnings.append(message)
+        else:
+            self.suppressed += 1
+
+
+class TraceAssembler:
+    """Collects spans by trace id and hands out complete traces (see the module docstring)."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        window_spans: int = DEFAULT_WINDOW_SPANS,
+        max_open_spans: int = DEFAULT_MAX_OPEN_SPANS,
+        on_late: Callable[[str], None] | None = None,
+        on_empty: Callable[[str], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.window_spans = window_spans
+        self.max_open_spans = max_open_spans
+        #: Open traces, least recently touched first.
+        self._open: OrderedDict[str, _Open] = OrderedDict()
+        #: Idle traces without a root, oldest first.
+        self._waiting: OrderedDict[str, _Open] = OrderedDict()
+        self._flushed: OrderedDict[str, None] = OrderedDict()
+        self._on_late = on_late
+        #: Receives the warnings of a trace all of whose spans were dropped (nothing to emit).
+        self.on_empty = on_empty
+        self.spans_read = 0
+        self.open_spans = 0
+        self.traces_emitted = 0
+
+    # -- input -------------------------------------------------------------------------------
+    def _get(self, trace_id: str) -> _Open:
+        o = self._open.get(trace_id)
+        if o is not None:
+            self._open.move_to_end(trace_id)
+            return o
+        o = self._waiting.pop(trace_id, None)
+        if o is None:
+            o = _Open()
+            if trace_id in self._flushed:
+                o.warn(
+                    "some spans of this trace arrived after it was emitted (more than "
+                    f"{self.window_spans} spans after its last span); they are reported as a separate part"
+                )
+                if self._on_late is not None:
+                    self._on_late(trace_id)
+        self._open[trace_id] = o
+        return o
+
+    def add_spans(self, trace_id: str, spans: list[Span], has_root: bool) -> None:
+        """Add spans of one trace (readers group a batch by trace id first: one lookup per group)."""
+        o = self._get(trace_id)
+        o.spans.extend(spans)
+        if has_root:
+            o.has_root = True
+        self.spans_read += len(spans)
+        self.open_spans += len(spans)
+        o.last = self.spans_read
+
+    def add(self, span: Span) -> None:
+        self.add_spans(span.trace_id, [span], span.parent_id is None)
+
+    def warn(self, trace_id: str, message: str) -> None:
+        """Attach a warning to a trace (opening it if needed, so the warning is not lost)."""
+        o = self._open.get(trace_id) or self._waiting.get(trace_id)
+        if o is None:
+            o = self._get(trace_id)
+        o.warn(message)
+
+    # -- output ------------------------------------------------------------------------------
+    def _emit(self, trace_id: str, o: _Open, extra: str | None = None) -> Trace | None:
+        self.open_spans -= len(o.spans)
+        if not o.spans:
+            if self.on_empty is not None:
+                for w in o.warnings:
+                    self.on_empty(f"trace {trace_id}: {w}")
+            return None
+        if extra:
+            o.warn(extra)
+        warnings = o.warnings
+        if o.suppressed:
+            warnings.append(f"{o.suppressed} more warnings not shown")
+        spans = o.spans
+        if len(spans) > 1:
+            ids = set(map(_SPAN_ID, spans))
+            if len(ids) != len(spans):
+                warnings.append(
+                    f"{len(spans) - len(ids)} span(s) share a span id with another span of the trace; all kept"  # noqa: E501
+                )
+        self._flushed[trace_id] = None
+        if len(self._flushed) > REMEMBER_FLUSHED:
+            self._flushed.popitem(last=False)
+        self.traces_emitted += 1
+        return Trace(trace_id=trace_id, spans=spans, warnings=warnings, source=self.source)
+
+    def ready(self) -> Iterator[Trace]:
+        """Traces judged complete now (call at a batch/line boundary)."""
+        limit = self.spans_read - self.window_spans
+        open_ = self._open
+        while open_:
+            trace_id, o = next(iter(open_.items()))
+            if o.last > limit:
+                break
+            del open_[trace_id]
+            if o.has_root:
+                t = self._emit(trace_id, o)
+                if t is not None:
+                    yield t
+            else:
+                self._waiting[trace_id] = o
+        while self.open_spans > self.max_open_spans:
+            pool = self._waiting or self._open
+            trace_id, o = pool.popitem(last=False)
+            t = self._emit(
+                trace_id,
+                o,
+                f"emitted before it was complete: more than {self.max_open_spans} spans were open at once",
+            )
+            if t is not None:
+                yield t
+
+    def finish(self) -> Iterator[Trace]:
+        """Everything still open, at the end of the input."""
+        for pool in (self._open, self._waiting):
+            while pool:
+                trace_id, o = pool.popitem(last=False)
+                t = self._emit(trace_id, o)
+                if t is not None:
+                    yield t

@@ -1,0 +1,354 @@
+"""Helpers every reader shares: opening a source, bounded line reading, id normalisation, warnings.
+
+Readers never trust the input: ids come as hex in any case, base64, or (in synthetic files) free
+text; a line can be gigabytes long; a file can be gzip, stdin or an already open binary stream.
+This module turns those into one shape (``Source``) and one id convention (lowercase hex, trace
+ids 32 characters, span ids 16) so the format modules stay small.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import gzip
+import hashlib
+import io
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from tracekit.errors import TraceFormatError
+
+log = logging.getLogger("tracekit.analyze.readers")
+
+#: Callback that receives one-line, human-readable warnings (bad line, late span, ...).
+WarningCallback = Callable[[str], None]
+
+#: How many bytes detection looks at. Markers sit in the first few hundred bytes of every real file.
+HEAD_BYTES = 64 * 1024
+
+#: Longest line a line-oriented (JSONL) reader accepts before skipping it with an error. A collector
+#: line is one batch (a few MiB at most); the cap keeps a corrupt multi-GB line out of memory.
+DEFAULT_MAX_LINE_BYTES = 256 * 1024 * 1024
+
+#: At most this many per-line warnings per source are reported one by one; the rest are counted.
+MAX_REPORTED_WARNINGS = 50
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class BadId(ValueError):
+    """An id that cannot be normalised (wrong length, empty); the span carrying it is dropped."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+
+
+class _ChainRaw(io.RawIOBase):
+    """A raw stream that replays ``head`` and then continues with ``rest``.
+
+    Detection has to look at the first bytes of stdin or a gzip stream, which cannot seek back;
+    replaying the head lets the readers see the whole content through one ``BufferedReader``.
+    """
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(b))
+        if not data:
+            return 0
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+class Source:
+    """One input, opened: a display name, its first bytes (for detection) and a buffered stream."""
+
+    def __init__(self, name: str, head: bytes, stream: io.BufferedReader, closers: list[Any]) -> None:
+        self.name = name
+        self.head = head
+        self.stream = stream
+        self._closers = closers
+
+    def close(self) -> None:
+        for c in reversed(self._closers):
+            with contextlib.suppress(OSError):  # closing a broken pipe is not worth a traceback
+                c.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_all(self) -> bytes:
+        """The whole (decompressed) content. Used for single-document formats; see the docs' limits."""
+        try:
+            return self.stream.read()
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise TraceFormatError(f"cannot read: {_oserror_text(e)}", path=self.name) from None
+
+    def iter_lines(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
+        """Yield ``(line_number, bytes)``; ``bytes`` is ``None`` for a line longer than the cap.
+
+        An over-long line is skipped in ``max_line_bytes`` chunks, so memory never holds more than
+        one chunk of it; the caller reports it as a bad line.
+        """
+        readline = self.stream.readline
+        lineno = 0
+        try:
+            while True:
+                line = readline(max_line_bytes)
+                if not line:
+                    return
+                lineno += 1
+                if len(line) >= max_line_bytes and not line.endswith(b"\n"):
+                    del line
+                    while True:  # discard the rest of the line, chunk by chunk
+                        chunk = readline(max_line_bytes)
+                        if not chunk or chunk.endswith(b"\n"):
+                            break
+                    yield lineno, None
+                    continue
+                yield lineno, line
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise TraceFormatError(
+                f"cannot read after line {lineno}: {_oserror_text(e)}", path=self.name
+            ) from None
+
+
+def _oserror_text(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e) or e.__class__.__name__
+
+
+def open_source(source: str | os.PathLike[str] | IO[bytes], *, name: str | None = None) -> Source:
+    """Open a path, ``"-"`` (stdin) or a binary file object; gzip is recognised by its magic bytes.
+
+    Raises ``TraceFormatError`` (one line, naming the file) when the file cannot be opened.
+    """
+    closers: list[Any] = []
+    raw: IO[bytes]
+    if isinstance(source, (str, os.PathLike)):
+        display = name or os.fspath(source)
+        if os.fspath(source) == "-":
+            display = name or "<stdin>"
+            raw = sys.stdin.buffer
+        else:
+            try:
+                raw = open(Path(source), "rb")  # noqa: SIM115 - closed by Source.close
+            except OSError as e:
+                raise TraceFormatError(f"cannot open: {_oserror_text(e)}", path=display) from None
+            closers.append(raw)
+    else:
+        raw = source
+        display = name or str(getattr(source, "name", "<stream>"))
+    try:
+        magic = _read_exact(raw, 2)
+        if magic == GZIP_MAGIC:
+            raw = gzip.GzipFile(fileobj=_PrefixedReader(magic, raw), mode="rb")  # type: ignore[arg-type]
+            closers.append(raw)
+            magic = b""
+        head = magic + _read_exact(raw, HEAD_BYTES - len(magic))
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        for c in closers:
+            c.close()
+        raise TraceFormatError(f"cannot read: {_oserror_text(e)}", path=display) from None
+    stream = io.BufferedReader(_ChainRaw(head, raw), buffer_size=1 << 20)
+    return Source(display, head, stream, closers)
+
+
+def _read_exact(f: IO[bytes], n: int) -> bytes:
+    """Read up to ``n`` bytes, looping over short reads (pipes and sockets return partial chunks)."""
+    parts: list[bytes] = []
+    while n > 0:
+        chunk = f.read(n)
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+class _PrefixedReader(io.RawIOBase):
+    """Gives ``GzipFile`` the two magic bytes detection already consumed from a non-seekable stream."""
+
+    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
+        self._chain = _ChainRaw(prefix, rest)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self._chain.readinto(b)
+
+
+# --------------------------------------------------------------------------------------------
+# Ids
+
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
+
+
+def _hash_id(value: str, nbytes: int) -> str:
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=nbytes).hexdigest()
+
+
+def _b64_lengths(nbytes: int) -> tuple[int, int]:
+    """Lengths of ``nbytes`` bytes in base64, padded and unpadded (16 -> 24, 22; 8 -> 12, 11)."""
+    return (4 * ((nbytes + 2) // 3), (8 * nbytes + 5) // 6)
+
+
+def normalize_id(value: Any, nbytes: int, *, base64_ok: bool, free_text_ok: bool = False) -> str:
+    """Lowercase hex of ``nbytes`` bytes from hex (any case, shorter ids left-padded) or base64.
+
+    :param base64_ok: accept base64 (OTLP JSON written by protobuf->JSON tools such as Tempo).
+    :param free_text_ok: map ids that are neither hex nor base64 (``"span-1"`` in synthetic Jaeger
+        files) to a stable hash, so parent references still match; the caller warns.
+    :raises BadId: empty, longer than ``nbytes``, or undecodable.
+    """
+    if value is None or value == "":
+        raise BadId("empty")
+    if isinstance(value, int):  # some writers emit 64-bit ids as JSON numbers
+        if value < 0:
+            value &= (1 << 64) - 1
+        value = format(value, "x")
+    if not isinstance(value, str):
+        raise BadId(f"not a string: {value!r:.40}")
+    width = nbytes * 2
+    n = len(value)
+    try:
+        bytes.fromhex(value if n % 2 == 0 else "0" + value)
+        is_hex = True
+    except ValueError:
+        is_hex = False
+    if is_hex and base64_ok and n in _b64_lengths(nbytes) and n != width:
+        # "AAAAAAAAAAAAAAAAAAAAAA" is hex too: an id of exactly base64 length is read as base64
+        is_hex = False
+    if is_hex:
+        if n > width:
+            # A 128-bit id where 64 bits are expected: keep the low half only if the high half is zero.
+            if n == width * 2 and set(value[:width]) == {"0"}:
+                return value[width:].lower()
+            raise BadId(f"{n} hex characters, expected at most {width}")
+        return value.lower().rjust(width, "0")
+    if base64_ok and set(value) <= _B64_CHARS:
+        padded = value + "=" * (-len(value) % 4)
+        try:
+            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if raw and len(raw) <= nbytes:
+            return raw.hex().rjust(width, "0")
+        if raw:
+            raise BadId(f"base64 id of {len(raw)} bytes, expected {nbytes}")
+    if free_text_ok:
+        return _hash_id(value, nbytes)
+    raise BadId(f"not hex{' or base64' if base64_ok else ''}: {value!r:.40}")
+
+
+def is_all_zero(value: str) -> bool:
+    return value.strip("0") == ""
+
+
+def looks_hex(value: Any) -> bool:
+    if not isinstance(value, str):
+        return isinstance(value, int)
+    try:
+        bytes.fromhex(value if len(value) % 2 == 0 else "0" + value)
+    except ValueError:
+        return False
+    return True
+
+
+def derived_span_id(span_id: str, salt: str) -> str:
+    """A stable, unique-enough span id derived from another (Zipkin shared server halves)."""
+    return _hash_id(f"{span_id}/{salt}", 8)
+
+
+# --------------------------------------------------------------------------------------------
+# Warnings
+
+
+class WarningReporter:
+    """Sends source-level warnings to ``on_warning`` (or the log), capping a flood of similar ones."""
+
+    def __init__(self, source: str, on_warning: WarningCallback | None) -> None:
+        self.source = source
+        self._emit = on_warning or log.warning
+        self.count = 0
+        #: The first problem as ``(line, message)``: raised when nothing usable was read.
+        self.first_error: tuple[int | None, str] | None = None
+
+    def warn(self, message: str, *, line: int | None = None) -> None:
+        where = self.source if line is None else f"{self.source}:{line}"
+        text = f"{where}: {message}"
+        if self.first_error is None:
+            self.first_error = (line, message)
+        self.count += 1
+        if self.count <= MAX_REPORTED_WARNINGS:
+            self._emit(text)
+
+    def finish(self) -> None:
+        if self.count > MAX_REPORTED_WARNINGS:
+            self._emit(f"{self.source}: {self.count - MAX_REPORTED_WARNINGS} more warnings not shown")
+
+
+def clip(text: str, n: int = 120) -> str:
+    """One line, at most ``n`` characters: error messages quote input, which can be anything."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def split_frames(body: bytes) -> Iterator[bytes]:
+    """Split concatenated / newline-separated JSON objects (a grpc-gateway stream) into frames."""
+    depth = 0
+    found = 0
+    start: int | None = None
+    in_string = False
+    escaped = False
+    for m in re.finditer(rb'[{}"\\]', body):
+        c = m.group()
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == b"\\":
+                escaped = True
+            elif c == b'"':
+                in_string = False
+            continue
+        if escaped:  # a backslash outside a string is invalid JSON; let the decoder say so
+            escaped = False
+        if c == b'"':
+            in_string = True
+        elif c == b"{":
+            if depth == 0:
+                start = m.start()
+            depth += 1
+        elif c == b"}":
+            depth -= 1
+            if depth == 0 and start is not None:
+                yield body[start : m.end()]
+                found += 1
+                start = None
+    if start is not None:
+        yield body[start:]  # truncated: the decoder reports it
+    elif not found and body.strip():
+        yield body  # not JSON objects at all: the decoder reports it

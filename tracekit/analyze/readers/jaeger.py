@@ -1,0 +1,267 @@
+"""Jaeger JSON: the query API's ``{"data": [...]}``, the UI's download, and bare trace objects.
+
+Jaeger's model differs from OTLP in three ways that matter here: times are microseconds, the
+parent is a *reference* (``CHILD_OF`` or ``FOLLOWS_FROM``, possibly several), and kind/status are
+tags (``span.kind``, ``error``, ``otel.status_code``). Service and resource attributes live in
+``processes`` keyed by ``processID`` (or, in old exports, in an embedded ``process``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from tracekit.analyze.model import Event, Link, RefType, Span, SpanKind, StatusCode
+from tracekit.analyze.readers.assemble import TraceAssembler
+from tracekit.analyze.readers.common import BadId, WarningReporter, is_all_zero, looks_hex, normalize_id
+
+
+class _Tag(msgspec.Struct, gc=False):
+    key: str = ""
+    type: str | None = None
+    value: Any = None
+
+
+class _Ref(msgspec.Struct, gc=False):
+    refType: str | None = None
+    traceID: Any = None
+    spanID: Any = None
+
+
+class _Log(msgspec.Struct, gc=False):
+    timestamp: int | float | None = None
+    fields: list[_Tag] | None = None
+
+
+class _Process(msgspec.Struct, gc=False):
+    serviceName: str | None = None
+    tags: list[_Tag] | None = None
+
+
+class _Span(msgspec.Struct, gc=False):
+    traceID: Any = None
+    spanID: Any = None
+    parentSpanID: Any = None
+    operationName: str | None = None
+    references: list[_Ref] | None = None
+    startTime: int | float | None = None
+    duration: int | float | None = None
+    tags: list[_Tag] | None = None
+    logs: list[_Log] | None = None
+    processID: str | None = None
+    process: _Process | None = None
+    warnings: list[str] | None = None
+
+
+class _Trace(msgspec.Struct, gc=False):
+    traceID: Any = None
+    spans: list[_Span] | None = None
+    processes: dict[str, _Process] | None = None
+    warnings: list[str] | None = None
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    data: list[_Trace] | None = None
+    # A bare trace object has these at the top level instead.
+    traceID: Any = None
+    spans: list[_Span] | None = None
+    processes: dict[str, _Process] | None = None
+    warnings: list[str] | None = None
+    errors: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_Envelope | list[_Trace])
+
+_KINDS = {
+    "server": SpanKind.SERVER,
+    "client": SpanKind.CLIENT,
+    "producer": SpanKind.PRODUCER,
+    "consumer": SpanKind.CONSUMER,
+    "internal": SpanKind.INTERNAL,
+}
+
+
+def tag_value(tag: _Tag) -> Any:
+    """A tag's value converted by its declared type (Jaeger writes bools and numbers as strings too)."""
+    v = tag.value
+    t = (tag.type or "").lower()
+    if t == "bool":
+        return v is True or (isinstance(v, str) and v.lower() == "true")
+    if t == "int64" and not isinstance(v, bool):
+        try:
+            return int(v)
+        except (TypeError, ValueError):
+            return v
+    if t == "float64" and not isinstance(v, bool):
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return v
+    return v
+
+
+def tags_dict(tags: list[_Tag] | None) -> dict[str, Any]:
+    return {t.key: tag_value(t) for t in tags} if tags else {}
+
+
+def _us_to_ns(value: int | float | None) -> int:
+    if value is None:
+        return 0
+    if value.__class__ is int:
+        return value * 1000  # type: ignore[operator]
+    # Floats (1.559594222395e+15) are whole microseconds written in exponent form: convert the
+    # microseconds first, or the float's 53-bit mantissa loses nanosecond precision.
+    whole = round(value)
+    return whole * 1000 if whole == value else round(value * 1000)
+
+
+class JaegerConverter:
+    """Turns decoded Jaeger documents into model spans (see the module docstring for the mapping)."""
+
+    def __init__(self, asm: TraceAssembler, report: WarningReporter) -> None:
+        self.asm = asm
+        self.report = report
+        self.spans_ok = 0
+        self._resources: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    def feed(self, data: bytes, line: int | None) -> int:
+        doc = _DECODER.decode(data)
+        if isinstance(doc, list):
+            traces = doc
+        elif doc.data is not None:
+            traces = doc.data
+        elif doc.spans is not None:
+            traces = [
+                _Trace(traceID=doc.traceID, spans=doc.spans, processes=doc.processes, warnings=doc.warnings)
+            ]
+        else:
+            raise ValueError("no field data or spans (not a Jaeger trace document)")
+        if isinstance(doc, _Envelope) and doc.errors:
+            self.report.warn(f"the document reports errors: {str(doc.errors)[:200]}", line=line)
+        kept = 0
+        for tr in traces:
+            kept += self._trace(tr, line)
+        self.spans_ok += kept
+        return kept
+
+    def _process(self, proc: _Process | None) -> tuple[str, dict[str, Any]]:
+        if proc is None:
+            return "unknown", {}
+        cached = self._resources.get(id(proc))
+        if cached is None:
+            res = tags_dict(proc.tags)
+            service = proc.serviceName or "unknown"
+            res["service.name"] = service
+            cached = self._resources[id(proc)] = (service, res)
+        return cached
+
+    def _trace(self, tr: _Trace, line: int | None) -> int:
+        processes = tr.processes or {}
+        self._resources.clear()
+        kept = 0
+        for sp in tr.spans or ():
+            raw_tid = sp.traceID if sp.traceID is not None else tr.traceID
+            try:
+                tid = normalize_id(raw_tid, 16, base64_ok=False, free_text_ok=True)
+            except BadId as e:
+                self.report.warn(f"span {sp.operationName!r:.60} dropped: field traceID: {e}", line=line)
+                continue
+            try:
+                sid = normalize_id(sp.spanID, 8, base64_ok=False, free_text_ok=True)
+            except BadId as e:
+                self.asm.warn(tid, f"span {sp.operationName!r:.60} dropped: field spanID: {e}")
+                continue
+            if not (looks_hex(raw_tid) and looks_hex(sp.spanID)):
+                self.asm.warn(tid, "ids that are not hex were replaced by stable hashed hex ids")
+            parent, ref_type, links = self._parent(sp, tid)
+            proc = sp.process if sp.process is not None else processes.get(sp.processID or "")
+            if proc is None and sp.processID:
+                self.asm.warn(tid, f"span {sid}: processID {sp.processID!r:.40} not in processes")
+            service, resource = self._process(proc)
+            attrs = tags_dict(sp.tags)
+            start = _us_to_ns(sp.startTime)
+            duration = _us_to_ns(sp.duration)
+            if sp.startTime is None:
+                self.asm.warn(tid, f"span {sid}: no startTime; placed at 0")
+            if duration < 0:
+                self.asm.warn(tid, f"span {sid}: negative duration {duration / 1e6:.3f} ms; clamped to zero")
+                duration = 0
+            kind = _KINDS.get(str(attrs.get("span.kind", "")).lower(), SpanKind.UNSPECIFIED)
+            status, message = _status(attrs)
+            events = tuple(
+                Event(
+                    name=str(f.get("event", f.get("message", "log"))),
+                    time_ns=_us_to_ns(lg.timestamp),
+                    attributes=f,
+                )
+                for lg in sp.logs or ()
+                for f in (tags_dict(lg.fields),)
+            )
+            span = Span(
+                trace_id=tid,
+                span_id=sid,
+                parent_id=parent,
+                name=sp.operationName or "",
+                kind=kind,
+                start_ns=start,
+                end_ns=start + duration,
+                service=service,
+                status=status,
+                status_message=message,
+                attributes=attrs,
+                resource=resource,
+                events=events,
+                links=links,
+                ref_type=ref_type,
+            )
+            self.asm.add(span)
+            kept += 1
+        return kept
+
+    def _parent(self, sp: _Span, tid: str) -> tuple[str | None, RefType, tuple[Link, ...]]:
+        """First CHILD_OF in the same trace is the parent; else the first FOLLOWS_FROM; others are links."""
+        refs: list[tuple[str, str, str]] = []  # (ref type, trace id, span id)
+        for r in sp.references or ():
+            try:
+                rtid = normalize_id(r.traceID, 16, base64_ok=False, free_text_ok=True) if r.traceID else tid
+                rsid = normalize_id(r.spanID, 8, base64_ok=False, free_text_ok=True)
+            except BadId as e:
+                self.asm.warn(tid, f"a reference was ignored: {e}")
+                continue
+            refs.append(((r.refType or "CHILD_OF").upper(), rtid, rsid))
+        if not refs and sp.parentSpanID not in (None, "", 0):
+            try:
+                refs.append(
+                    ("CHILD_OF", tid, normalize_id(sp.parentSpanID, 8, base64_ok=False, free_text_ok=True))
+                )
+            except BadId as e:
+                self.asm.warn(tid, f"field parentSpanID ignored: {e}")
+        chosen: tuple[str, str, str] | None = None
+        for ref in refs:
+            if ref[0] == "CHILD_OF" and ref[1] == tid:
+                chosen = ref
+                break
+        if chosen is None:
+            for ref in refs:
+                if ref[1] == tid:
+                    chosen = ref
+                    break
+        links = tuple(
+            Link(trace_id=r[1], span_id=r[2], attributes={"ref_type": r[0]}) for r in refs if r is not chosen
+        )
+        if chosen is None or is_all_zero(chosen[2]):
+            return None, RefType.CHILD_OF, links
+        ref_type = RefType.FOLLOWS_FROM if chosen[0] == "FOLLOWS_FROM" else RefType.CHILD_OF
+        return chosen[2], ref_type, links
+
+
+def _status(attrs: dict[str, Any]) -> tuple[StatusCode, str]:
+    code = str(attrs.get("otel.status_code", "")).upper()
+    message = str(attrs.get("otel.status_description", "") or "")
+    err = attrs.get("error")
+    if code == "ERROR" or err is True or (isinstance(err, str) and err.lower() == "true"):
+        return StatusCode.ERROR, message
+    if code == "OK":
+        return StatusCode.OK, message
+    return StatusCode.UNSET, message

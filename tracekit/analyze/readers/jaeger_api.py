@@ -1,0 +1,152 @@
+"""Jaeger as a source: fetch traces over Jaeger's query API v3 (``/api/v3/traces``).
+
+The v3 API answers with OTLP JSON wrapped in a grpc-gateway frame, ``{"result": {"resourceSpans":
+[...]}}``; a server that streams sends several such frames, one after another (newline separated
+or simply concatenated), which are all read. Errors come as ``{"error": {"httpCode": 404, "message":
+"No traces found"}}`` with the matching HTTP status. The older ``/api/traces`` search (Jaeger JSON)
+was removed upstream and is not used.
+
+Query parameters are sent under their snake_case names (``query.service_name``,
+``query.start_time_min``, ``query.search_depth``), which every Jaeger v2 release accepts (newer
+releases prefer camelCase and keep these as aliases); ``query.num_traces`` is sent alongside for
+releases before the rename.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+import requests
+
+from tracekit.analyze.model import Trace
+from tracekit.analyze.readers.assemble import TraceAssembler
+from tracekit.analyze.readers.common import WarningCallback, WarningReporter, clip, split_frames
+from tracekit.analyze.readers.otlp import OtlpConverter, decode
+from tracekit.errors import TraceFormatError
+
+#: (connect, read) timeouts in seconds for calls to Jaeger.
+TIMEOUT = (5.0, 120.0)
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_lookback(text: str) -> timedelta:
+    """``"1h"``, ``"30m"``, ``"2d"``, ``"1h30m"`` -> timedelta (the units Jaeger's UI offers)."""
+    s = text.strip().lower()
+    pos, seconds = 0, 0.0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            break
+        seconds += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not s or pos != len(s) or seconds <= 0:
+        raise TraceFormatError(f"invalid lookback {text!r}: use a duration such as 30m, 1h, 2d")
+    return timedelta(seconds=seconds)
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _error_message(resp: requests.Response) -> str:
+    try:
+        doc = msgspec.json.decode(resp.content)
+        err = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return clip(err["message"], 200)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        pass
+    return clip(resp.text or resp.reason or "", 200)
+
+
+def _get(url: str, params: dict[str, Any] | None) -> requests.Response:
+    try:
+        return requests.get(url, params=params, timeout=TIMEOUT, headers={"Accept": "application/json"})
+    except requests.exceptions.ConnectionError as e:
+        reason = "connection refused" if "refused" in str(e).lower() else clip(str(e.__context__ or e), 120)
+        raise TraceFormatError(f"cannot reach Jaeger: {reason}", path=url) from None
+    except requests.exceptions.Timeout:
+        raise TraceFormatError("Jaeger did not answer in time", path=url) from None
+    except requests.exceptions.RequestException as e:
+        raise TraceFormatError(f"request failed: {clip(str(e), 160)}", path=url) from None
+
+
+def fetch_traces(
+    url: str,
+    *,
+    service: str | None = None,
+    trace_id: str | None = None,
+    lookback: str = "1h",
+    limit: int = 20,
+    on_warning: WarningCallback | None = None,
+) -> Iterator[Trace]:
+    """Yield traces from the Jaeger query service at ``url`` (e.g. ``http://localhost:16686``).
+
+    Either ``trace_id`` (one trace) or ``service`` (the most recent traces of that service that
+    started within ``lookback``, at most ``limit``) must be given.
+
+    :raises TraceFormatError: Jaeger unreachable, an HTTP error, nothing found, or an unreadable
+        answer; the one-line message names the URL.
+    """
+    base = url.rstrip("/")
+    if trace_id:
+        tid = trace_id.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{1,32}", tid):
+            raise TraceFormatError(f"invalid trace id {trace_id!r}: expected up to 32 hex characters")
+        endpoint = f"{base}/api/v3/traces/{quote(tid.rjust(32, '0'))}"
+        params: dict[str, Any] | None = None
+        what = f"trace {tid}"
+    elif service:
+        if limit < 1:
+            raise TraceFormatError(f"invalid limit {limit}: must be at least 1")
+        now = datetime.now(UTC)
+        endpoint = f"{base}/api/v3/traces"
+        params = {
+            "query.service_name": service,
+            "query.start_time_min": _rfc3339(now - parse_lookback(lookback)),
+            "query.start_time_max": _rfc3339(now),
+            "query.search_depth": limit,
+            "query.num_traces": limit,
+        }
+        what = f"traces of service {service!r} in the last {lookback}"
+    else:
+        raise TraceFormatError("give a service name or a trace id to fetch from Jaeger", path=base)
+
+    resp = _get(endpoint, params)
+    shown = resp.url if resp.url else endpoint
+    if resp.status_code == 404:
+        raise TraceFormatError(f"no {what} found ({_error_message(resp)})", path=shown)
+    if resp.status_code >= 400:
+        raise TraceFormatError(f"HTTP {resp.status_code}: {_error_message(resp)}", path=shown)
+
+    source = f"jaeger:{base}"
+    report = WarningReporter(source, on_warning)
+    asm = TraceAssembler(source, on_empty=report.warn)
+    conv = OtlpConverter(asm, report)
+    for frames, frame in enumerate(split_frames(resp.content), 1):
+        try:
+            env = decode(frame)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as e:
+            raise TraceFormatError(
+                f"unreadable answer (frame {frames}): {clip(str(e), 160)}", path=shown
+            ) from None
+        if env.error is not None and env.result is None:
+            message = env.error.get("message", env.error) if isinstance(env.error, dict) else env.error
+            raise TraceFormatError(f"Jaeger error: {clip(str(message), 200)}", path=shown)
+        try:
+            conv.add_envelope(env, frames)
+        except ValueError as e:
+            raise TraceFormatError(f"unexpected answer: {e}", path=shown) from None
+    report.finish()
+    if conv.spans_ok == 0:
+        raise TraceFormatError(f"no {what} found (empty answer)", path=shown)
+    for n, trace in enumerate(asm.finish()):
+        if n >= limit and not trace_id:
+            break
+        yield trace

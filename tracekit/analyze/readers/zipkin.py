@@ -1,0 +1,242 @@
+"""Zipkin v2 JSON: an array of spans (``POST /api/v2/spans``, ``GET /api/v2/trace/{id}``) or an
+array of traces (``GET /api/v2/traces``).
+
+Two Zipkin habits need care before the spans fit the model:
+
+- **shared spans**: with B3 propagation the server reports its half under the *client's* span id
+  (``"shared": true``; old tracers omit the flag). When both halves are in the document, the
+  server half gets a derived, stable span id and the client's id as parent, so the tree has a
+  CLIENT parent and a SERVER child as in OTLP; children that named the shared id as parent are
+  attached to the server half (Zipkin's own tree builder does the same). A shared span whose
+  client half is absent keeps its id.
+- **span halves without a timestamp**: a tracer that flushes late reports tags (or the other
+  half) without ``timestamp``. Such a span is merged into the span with the same id from the same
+  service (its tags and annotations are added); without such a partner there is no time to place
+  it, and it is dropped with a warning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from tracekit.analyze.model import Event, Span, SpanKind, StatusCode
+from tracekit.analyze.readers.assemble import TraceAssembler
+from tracekit.analyze.readers.common import BadId, WarningReporter, derived_span_id, is_all_zero, normalize_id
+
+
+class _Endpoint(msgspec.Struct, gc=False):
+    serviceName: str | None = None
+    ipv4: str | None = None
+    ipv6: str | None = None
+    port: int | None = None
+
+
+class _Annotation(msgspec.Struct, gc=False):
+    timestamp: int | float | None = None
+    value: str | None = None
+
+
+class _ZSpan(msgspec.Struct, gc=False):
+    traceId: Any = None
+    id: Any = None
+    parentId: Any = None
+    kind: str | None = None
+    name: str | None = None
+    timestamp: int | float | None = None
+    duration: int | float | None = None
+    localEndpoint: _Endpoint | None = None
+    remoteEndpoint: _Endpoint | None = None
+    tags: dict[str, Any] | None = None
+    annotations: list[_Annotation] | None = None
+    shared: bool | None = None
+    debug: bool | None = None
+
+
+_DECODER = msgspec.json.Decoder(list[_ZSpan | list[_ZSpan]])
+
+_KINDS = {
+    "SERVER": SpanKind.SERVER,
+    "CLIENT": SpanKind.CLIENT,
+    "PRODUCER": SpanKind.PRODUCER,
+    "CONSUMER": SpanKind.CONSUMER,
+}
+
+
+def _us_to_ns(value: int | float | None) -> int:
+    if value is None:
+        return 0
+    if value.__class__ is int:
+        return value * 1000  # type: ignore[operator]
+    # Floats (1.559594222395e+15) are whole microseconds written in exponent form: convert the
+    # microseconds first, or the float's 53-bit mantissa loses nanosecond precision.
+    whole = round(value)
+    return whole * 1000 if whole == value else round(value * 1000)
+
+
+class _Half:
+    """A Zipkin span being normalised (mutable until it becomes a model Span)."""
+
+    __slots__ = ("parent", "raw", "sid", "tid")
+
+    def __init__(self, raw: _ZSpan, tid: str, sid: str, parent: str | None) -> None:
+        self.raw = raw
+        self.tid = tid
+        self.sid = sid
+        self.parent = parent
+
+
+def _service(z: _ZSpan) -> str:
+    ep = z.localEndpoint
+    return ep.serviceName if ep is not None and ep.serviceName else "unknown"
+
+
+class ZipkinConverter:
+    """Turns one decoded Zipkin document into model spans (see the module docstring)."""
+
+    def __init__(self, asm: TraceAssembler, report: WarningReporter) -> None:
+        self.asm = asm
+        self.report = report
+        self.spans_ok = 0
+
+    def feed(self, data: bytes, line: int | None) -> int:
+        doc = _DECODER.decode(data)
+        flat: list[_ZSpan] = []
+        for item in doc:
+            if isinstance(item, list):
+                flat.extend(item)
+            else:
+                flat.append(item)
+        by_trace: dict[str, list[_Half]] = {}
+        for z in flat:
+            try:
+                tid = normalize_id(z.traceId, 16, base64_ok=False)
+            except BadId as e:
+                self.report.warn(f"span {z.name!r:.60} dropped: field traceId: {e}", line=line)
+                continue
+            try:
+                sid = normalize_id(z.id, 8, base64_ok=False)
+            except BadId as e:
+                self.asm.warn(tid, f"span {z.name!r:.60} dropped: field id: {e}")
+                continue
+            parent = None
+            if z.parentId not in (None, ""):
+                try:
+                    parent = normalize_id(z.parentId, 8, base64_ok=False)
+                except BadId as e:
+                    self.asm.warn(tid, f"span {sid}: field parentId ignored ({e}); span kept as a root")
+                if parent is not None and is_all_zero(parent):
+                    parent = None
+            by_trace.setdefault(tid, []).append(_Half(z, tid, sid, parent))
+        kept = 0
+        for tid, halves in by_trace.items():
+            for span in self._normalise(tid, halves):
+                self.asm.add(span)
+                kept += 1
+        self.spans_ok += kept
+        return kept
+
+    def _normalise(self, tid: str, halves: list[_Half]) -> list[Span]:
+        # 1. merge halves without a timestamp into a timed span with the same id and service
+        timed: dict[tuple[str, str], _Half] = {}
+        for h in halves:
+            if h.raw.timestamp is not None:
+                timed.setdefault((h.sid, _service(h.raw)), h)
+        extra_tags: dict[int, list[_ZSpan]] = {}
+        kept: list[_Half] = []
+        merged = dropped = 0
+        for h in halves:
+            if h.raw.timestamp is not None:
+                kept.append(h)
+                continue
+            partner = timed.get((h.sid, _service(h.raw)))
+            if partner is None:
+                dropped += 1
+                continue
+            extra_tags.setdefault(id(partner), []).append(h.raw)
+            merged += 1
+        if merged:
+            self.asm.warn(
+                tid, f"{merged} span part(s) without a timestamp merged into the span with the same id"
+            )
+        if dropped:
+            self.asm.warn(
+                tid, f"{dropped} span(s) without a timestamp dropped (no part with a time to merge into)"
+            )
+
+        # 2. shared server halves: derive an id, parent them under the client half
+        clients = {h.sid for h in kept if h.raw.kind == "CLIENT"}
+        server_of: dict[str, str] = {}
+        for h in kept:
+            z = h.raw
+            # A SERVER span reusing a CLIENT's id is its shared half, even where an old tracer
+            # forgot the "shared" flag: two spans cannot own one id.
+            if z.kind == "SERVER" and h.sid in clients:
+                new = derived_span_id(h.sid, "server")
+                server_of[h.sid] = new
+                h.parent = h.sid
+                h.sid = new
+        if server_of:
+            derived = set(server_of.values())
+            for h in kept:
+                # a child of the shared id ran in the server: attach it there (Zipkin does the same)
+                if h.parent in server_of and h.sid not in derived:
+                    h.parent = server_of[h.parent]
+
+        spans = []
+        for h in kept:
+            spans.append(self._span(h, extra_tags.get(id(h), ())))
+        return spans
+
+    def _span(self, h: _Half, extras: Any) -> Span:
+        z = h.raw
+        tags: dict[str, Any] = dict(z.tags) if z.tags else {}
+        annotations = list(z.annotations or ())
+        for x in extras:
+            if x.tags:
+                for k, v in x.tags.items():
+                    tags.setdefault(k, v)
+            annotations.extend(x.annotations or ())
+        service = _service(z)
+        resource: dict[str, Any] = {"service.name": service} if service != "unknown" else {}
+        if z.localEndpoint is not None and (z.localEndpoint.ipv4 or z.localEndpoint.ipv6):
+            resource["host.ip"] = z.localEndpoint.ipv4 or z.localEndpoint.ipv6
+        remote = z.remoteEndpoint
+        if remote is not None:
+            if remote.serviceName:
+                tags.setdefault("peer.service", remote.serviceName)
+            if remote.ipv4 or remote.ipv6:
+                tags.setdefault("network.peer.address", remote.ipv4 or remote.ipv6)
+            if remote.port:
+                tags.setdefault("network.peer.port", remote.port)
+        start = _us_to_ns(z.timestamp)
+        duration = _us_to_ns(z.duration)
+        if duration < 0:
+            self.asm.warn(h.tid, f"span {h.sid}: negative duration; clamped to zero")
+            duration = 0
+        if "error" in tags:
+            status, message = StatusCode.ERROR, str(tags["error"] or "")
+        else:
+            status, message = StatusCode.UNSET, ""
+        kind = _KINDS.get((z.kind or "").upper(), SpanKind.INTERNAL)
+        events = tuple(
+            Event(name=a.value or "", time_ns=_us_to_ns(a.timestamp))
+            for a in annotations
+            if a.timestamp is not None
+        )
+        return Span(
+            trace_id=h.tid,
+            span_id=h.sid,
+            parent_id=h.parent,
+            name=z.name or "",
+            kind=kind,
+            start_ns=start,
+            end_ns=start + duration,
+            service=service,
+            status=status,
+            status_message=message,
+            attributes=tags,
+            resource=resource,
+            events=events,
+        )

@@ -1,0 +1,324 @@
+"""The ordered layer rule table: which component of the journey emitted a span.
+
+Rules are data (``default_rules.yaml`` beside this module, plus an optional user file given with
+``--rules``) compiled once into small predicate tuples, because classification runs once per span and
+a million spans per run is the target. The format is documented in docs/analyzer.md ("Rules file"):
+
+.. code-block:: yaml
+
+    sidecar:                      # optional: replaces the built-in DB sidecar lists
+      containers: [db]            # k8s.container.name values of the DB sidecar
+      services: [shop-db]         # service.name values of the DB sidecar
+    rules:                        # tried before the built-in rules; first match wins
+      - layer: ingress            # required: one of the LAYERS
+        description: Kong         # optional, shown in error messages
+        service: [kong]           # service.name is one of these
+        kind: [server, client]    # span kind is one of these
+        name: [kong.access]       # span name is one of these
+        name_regex: "^kong\\\\."   # re.search on the span name
+        attributes:               # span attribute, else resource attribute:
+          component: proxy        #   equals (compared as text)
+          http.route: "*"         #   is present
+          node_id: {regex: "^x"}  #   matches (re.search)
+          k8s.container.name: [a, b]  # is one of these
+        attribute_prefix: kong.   # some span attribute key starts with this
+
+Every condition given must hold (AND); write several rules for OR.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tracekit import attributes as a
+from tracekit.analyze.model import LAYERS, Span, SpanKind
+from tracekit.errors import RulesError
+
+DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
+
+_KINDS = {k.name.lower(): k for k in SpanKind}
+_RULE_KEYS = {
+    "layer",
+    "description",
+    "service",
+    "kind",
+    "name",
+    "name_regex",
+    "attributes",
+    "attribute_prefix",
+}
+
+#: A compiled attribute condition: (key, test). ``test`` gets the attribute value (never None).
+AttrTest = tuple[str, Callable[[Any], bool]]
+
+
+def _text(value: Any) -> str:
+    """Compare attribute values as text: YAML ``true`` and an attribute ``True`` both read "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One compiled rule. ``None`` fields are conditions not given."""
+
+    layer: str
+    description: str = ""
+    services: frozenset[str] | None = None
+    kinds: frozenset[SpanKind] | None = None
+    names: frozenset[str] | None = None
+    name_regex: re.Pattern[str] | None = None
+    attrs: tuple[AttrTest, ...] = ()
+    attribute_prefix: str | None = None
+
+    def matches(self, span: Span) -> bool:
+        if self.kinds is not None and span.kind not in self.kinds:
+            return False
+        if self.services is not None and span.service not in self.services:
+            return False
+        if self.names is not None and span.name not in self.names:
+            return False
+        if self.name_regex is not None and self.name_regex.search(span.name) is None:
+            return False
+        for key, test in self.attrs:
+            value = span.attributes.get(key)
+            if value is None:
+                value = span.resource.get(key)
+                if value is None:
+                    return False
+            if not test(value):
+                return False
+        if self.attribute_prefix is not None:
+            prefix = self.attribute_prefix
+            if not any(k.startswith(prefix) for k in span.attributes):
+                return False
+        return True
+
+
+#: Classification results cached before the cache is cleared (bounds memory on odd inputs).
+CACHE_SIZE = 50_000
+_MISS = object()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTable:
+    """User rules, then the DB sidecar rule, then the built-in rules: first match wins.
+
+    :meth:`classify` runs once per span, so results are cached: a rule looks only at the span's kind,
+    name and service, at its resource attributes and at the span attribute keys in
+    :attr:`span_keys`, so those make the cache key (the resource by content, see
+    :meth:`resource_key`).
+    """
+
+    rules: tuple[Rule, ...]
+    sidecar_containers: frozenset[str] = field(default_factory=frozenset)
+    sidecar_services: frozenset[str] = field(default_factory=frozenset)
+    span_keys: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    span_key_set: frozenset[str] = frozenset()
+    _cache: dict[Any, str | None] = field(default_factory=dict, compare=False, repr=False)
+    _resources: dict[int, tuple[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def build(
+        cls, rules: tuple[Rule, ...], containers: frozenset[str], services: frozenset[str]
+    ) -> RuleTable:
+        keys = sorted({key for rule in rules for key, _ in rule.attrs})
+        prefixes = tuple(sorted({r.attribute_prefix for r in rules if r.attribute_prefix is not None}))
+        return cls(rules, containers, services, tuple(keys), prefixes, frozenset(keys))
+
+    def classify(self, span: Span) -> str | None:
+        """Return the layer of the first matching rule, or None when no rule matches."""
+        attrs = span.attributes
+        values: tuple[Any, ...] | None = None
+        if attrs and not self.span_key_set.isdisjoint(attrs):
+            values = tuple(map(attrs.get, self.span_keys))
+        if self.prefixes and attrs:
+            values = (values, tuple(any(k.startswith(p) for k in attrs) for p in self.prefixes))
+        res = span.resource
+        hit = self._resources.get(id(res))
+        rkey = hit[1] if hit is not None and hit[0] is res else self.resource_key(res)
+        key = (rkey, span.kind, span.name, span.service, values)
+        cache = self._cache
+        try:
+            layer = cache.get(key, _MISS)
+        except TypeError:  # an unhashable attribute value (a list): no caching
+            return self.classify_uncached(span)
+        if layer is _MISS:
+            layer = self.classify_uncached(span)
+            if len(cache) >= CACHE_SIZE:
+                cache.clear()
+            cache[key] = layer
+        return layer  # type: ignore[return-value]
+
+    def resource_key(self, res: dict[str, Any]) -> Any:
+        """A key equal for resources that no rule can tell apart: their values of the rule keys.
+
+        Readers build one resource dict per batch and process, so many equal dicts come by; the
+        projection is computed once per dict, looked up by ``id()`` (the cache keeps the dict
+        referenced, so the id stays its own).
+        """
+        hit = self._resources.get(id(res))
+        if hit is not None and hit[0] is res:
+            return hit[1]
+        try:
+            content: Any = tuple(map(res.get, self.span_keys))
+            hash(content)
+        except TypeError:  # unhashable values (lists): this dict's identity is the key
+            content = ("id", id(res))
+        if len(self._resources) >= CACHE_SIZE:
+            self._resources.clear()
+        self._resources[id(res)] = (res, content)
+        return content
+
+    def classify_uncached(self, span: Span) -> str | None:
+        for rule in self.rules:
+            if rule.matches(span):
+                return rule.layer
+        return None
+
+
+def load_rules(path: str | Path | None = None) -> RuleTable:
+    """Build the rule table: the user's file (if any) before the built-in rules.
+
+    :raises RulesError: the user file is missing, not YAML, or has an invalid rule (one line naming
+        the file, the rule number and the field).
+    """
+    builtin = _load_yaml(DEFAULT_RULES_PATH)
+    user: dict[str, Any] = {}
+    if path is not None:
+        user = _load_yaml(Path(path))
+    where_user = str(path)
+    user_rules = [_compile(r, f"{where_user}: rule {i + 1}") for i, r in enumerate(_rule_list(user, path))]
+    builtin_raw = _rule_list(builtin, DEFAULT_RULES_PATH)
+    builtin_rules = [_compile(r, f"{DEFAULT_RULES_PATH}: rule {i + 1}") for i, r in enumerate(builtin_raw)]
+
+    sidecar = user.get("sidecar") if isinstance(user.get("sidecar"), dict) else builtin.get("sidecar", {})
+    if "sidecar" in user and not isinstance(user["sidecar"], dict):
+        raise RulesError(f"{where_user}: 'sidecar' must be a mapping with 'containers' and/or 'services'")
+    containers = frozenset(_str_list(sidecar.get("containers", []), f"{path}: sidecar.containers"))
+    services = frozenset(_str_list(sidecar.get("services", []), f"{path}: sidecar.services"))
+    sidecar_rules = []
+    if containers:
+        test = _value_test(sorted(containers), "sidecar.containers")
+        sidecar_rules.append(
+            Rule("sidecar", "DB sidecar (container name)", attrs=((a.K8S_CONTAINER_NAME, test),))
+        )
+    if services:
+        sidecar_rules.append(Rule("sidecar", "DB sidecar (service name)", services=services))
+    # Built-in order: DB statements and tracekit's own markers first, then the sidecar, then the rest
+    # (see default_rules.yaml). The split point is the first rule that is not db or tracekit.
+    split = next(
+        (i for i, r in enumerate(builtin_rules) if not r.description.startswith(("database", "tracekit"))),
+        len(builtin_rules),
+    )
+    ordered = (*user_rules, *builtin_rules[:split], *sidecar_rules, *builtin_rules[split:])
+    return RuleTable.build(ordered, containers, services)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"{path}: cannot read rules file: {exc.__class__.__name__}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RulesError(f"{path}{line}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RulesError(f"{path}: a rules file is a mapping with a 'rules' list (got {type(data).__name__})")
+    unknown = set(data) - {"rules", "sidecar"}
+    if unknown:
+        raise RulesError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected 'rules', 'sidecar'")
+    return data
+
+
+def _rule_list(data: dict[str, Any], path: object) -> list[Any]:
+    rules = data.get("rules", [])
+    if rules is None:
+        return []
+    if not isinstance(rules, list):
+        raise RulesError(f"{path}: 'rules' must be a list of rules")
+    return rules
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    if isinstance(value, str | int | float | bool):
+        return [_text(value)]
+    if isinstance(value, list) and all(isinstance(v, str | int | float | bool) for v in value):
+        return [_text(v) for v in value]
+    raise RulesError(f"{where}: expected a string or a list of strings")
+
+
+def _value_test(spec: Any, where: str) -> Callable[[Any], bool]:
+    """Compile one attribute condition: "*", a scalar, a list of scalars or ``{regex: ...}``."""
+    if spec == "*":
+        return lambda v: True
+    if isinstance(spec, dict):
+        if set(spec) != {"regex"} or not isinstance(spec["regex"], str):
+            raise RulesError(f"{where}: a mapping condition must be {{regex: PATTERN}}")
+        pattern = _regex(spec["regex"], where)
+        return lambda v: pattern.search(_text(v)) is not None
+    wanted = frozenset(_str_list(spec, where))
+    if len(wanted) == 1:
+        (only,) = wanted
+        return lambda v: v == only or _text(v) == only
+    return lambda v: _text(v) in wanted
+
+
+def _regex(pattern: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise RulesError(f"{where}: invalid regular expression {pattern!r}: {exc}") from None
+
+
+def _compile(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise RulesError(f"{where}: a rule is a mapping (got {type(raw).__name__})")
+    unknown = set(raw) - _RULE_KEYS
+    if unknown:
+        raise RulesError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}")
+    layer = raw.get("layer")
+    if layer not in LAYERS:
+        raise RulesError(f"{where}: field 'layer' must be one of {', '.join(LAYERS)} (got {layer!r})")
+    description = str(raw.get("description", ""))
+    services = names = None
+    kinds = None
+    if "service" in raw:
+        services = frozenset(_str_list(raw["service"], f"{where}: field 'service'"))
+    if "name" in raw:
+        names = frozenset(_str_list(raw["name"], f"{where}: field 'name'"))
+    if "kind" in raw:
+        wanted = _str_list(raw["kind"], f"{where}: field 'kind'")
+        bad = [k for k in wanted if k.lower() not in _KINDS]
+        if bad:
+            raise RulesError(f"{where}: field 'kind': unknown kind(s) {bad}; allowed: {sorted(_KINDS)}")
+        kinds = frozenset(_KINDS[k.lower()] for k in wanted)
+    name_regex = None
+    if "name_regex" in raw:
+        if not isinstance(raw["name_regex"], str):
+            raise RulesError(f"{where}: field 'name_regex' must be a string")
+        name_regex = _regex(raw["name_regex"], f"{where}: field 'name_regex'")
+    attrs: list[AttrTest] = []
+    spec = raw.get("attributes", {}) or {}
+    if not isinstance(spec, dict):
+        raise RulesError(f"{where}: field 'attributes' must be a mapping of attribute key to condition")
+    for key, cond in spec.items():
+        attrs.append((str(key), _value_test(cond, f"{where}: attributes.{key}")))
+    prefix = raw.get("attribute_prefix")
+    if prefix is not None and not isinstance(prefix, str):
+        raise RulesError(f"{where}: field 'attribute_prefix' must be a string")
+    return Rule(layer, description, services, kinds, names, name_regex, tuple(attrs), prefix)
