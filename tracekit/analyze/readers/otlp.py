@@ -110,7 +110,7 @@ _KINDS = list(SpanKind)
 _KIND_NAMES = {k.name: k for k in SpanKind} | {f"SPAN_KIND_{k.name}": k for k in SpanKind}
 _STATUSES = list(StatusCode)
 _STATUS_NAMES = {s.name: s for s in StatusCode} | {f"STATUS_CODE_{s.name}": s for s in StatusCode}
-#: The common case, the enum's number (int keys only: ``True == 1`` must not count as INTERNAL).
+#: The common case: the enum as its number.
 _KIND_OF: dict[Any, SpanKind] = {k.value: k for k in SpanKind}
 _STATUS_OF: dict[Any, StatusCode] = {s.value: s for s in StatusCode}
 
