@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from types import FrameType
 from typing import Any
 
@@ -60,3 +61,26 @@ class NoDelayHandler(WSGIRequestHandler):
 def quiet_werkzeug() -> None:
     """The dev server logs one line per request; the demo shows spans instead."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def serve(app: Any, host: str, port: int, *, service_name: str, banner: str) -> int:
+    """Instrument ``app`` and serve it until SIGTERM or Ctrl-C, then flush its spans.
+
+    Both containers of the demo pod run this same loop, so a container stopping (the pod-failure
+    scenario, ``kubectl delete pod``) always exports what it recorded before it exits.
+    """
+    from werkzeug.serving import make_server
+
+    exit_on_sigterm()
+    quiet_werkzeug()
+    instrument_flask(app, service_name=service_name)
+    server = make_server(host, port, app, threaded=True, request_handler=NoDelayHandler)
+    print(banner, file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        flush()
+    return 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from werkzeug.serving import make_server
-
 from demo_app import telemetry
 from demo_app.db_sidecar.app import create_app
 from demo_app.knobs import Knobs
@@ -22,22 +20,13 @@ def main() -> int:
     except ValueError as exc:
         print(f"db_sidecar: {exc}", file=sys.stderr)
         return 2
-    telemetry.exit_on_sigterm()
-    telemetry.quiet_werkzeug()
-    app = create_app(db_path, knobs)
-    telemetry.instrument_flask(app, service_name="shop-db")
-    server = make_server(
-        host or "127.0.0.1", port_number, app, threaded=True, request_handler=telemetry.NoDelayHandler
+    return telemetry.serve(
+        create_app(db_path, knobs),
+        host or "127.0.0.1",
+        port_number,
+        service_name="shop-db",
+        banner=f"db_sidecar: serving {db_path} on http://{listen}",
     )
-    print(f"db_sidecar: serving {db_path} on http://{listen}", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        telemetry.flush()
-    return 0
 
 
 if __name__ == "__main__":

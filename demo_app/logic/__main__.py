@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-from werkzeug.serving import make_server
-
 from demo_app import telemetry
 from demo_app.knobs import Knobs
 from demo_app.logic.app import create_app
@@ -24,20 +22,13 @@ def main() -> int:
     except ValueError as exc:
         print(f"shop: {exc}", file=sys.stderr)
         return 2
-    telemetry.exit_on_sigterm()
-    telemetry.quiet_werkzeug()
-    app = create_app(knobs=knobs)
-    telemetry.instrument_flask(app, service_name="shop")
-    server = make_server(host, port, app, threaded=True, request_handler=telemetry.NoDelayHandler)
-    print(f"shop: serving on http://{host}:{port}", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        telemetry.flush()
-    return 0
+    return telemetry.serve(
+        create_app(knobs=knobs),
+        host,
+        port,
+        service_name="shop",
+        banner=f"shop: serving on http://{host}:{port}",
+    )
 
 
 if __name__ == "__main__":
