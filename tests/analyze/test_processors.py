@@ -89,3 +89,29 @@ def test_skew_leaves_same_host_and_async_pairs_alone() -> None:
     ]
     tree = run_checked(Trace("f" * 32, spans))
     assert all(n.shift_ns == 0 for n in tree.nodes)
+
+
+def _hosted(sid: str, parent: str | None, start: int, end: int, kind: SpanKind, service: str, **res) -> Span:
+    span = s(sid, parent, start, end, kind, service)
+    return Span(**{f: getattr(span, f) for f in span.__struct_fields__} | {"resource": res})
+
+
+@pytest.mark.parametrize(
+    ("client_res", "server_res", "shifted"),
+    [
+        ({"k8s.node.name": "n1"}, {"k8s.node.name": "n1"}, False),  # one node, one clock
+        ({"k8s.node.name": "n1"}, {"k8s.node.name": "n2"}, True),
+        ({"host.name": "m", "k8s.node.name": "n1"}, {"host.name": "m"}, False),  # like with like
+        ({}, {"k8s.node.name": "n1"}, True),  # a client without host info: cannot share the clock
+        ({}, {}, True),  # no host info anywhere: the services stand in (a, b)
+    ],
+)
+def test_skew_only_between_hosts(client_res: dict, server_res: dict, shifted: bool) -> None:
+    # The server answers after its client gave up waiting: real on one clock, skew across two.
+    spans = [
+        _hosted("1", None, 0, 100, SpanKind.CLIENT, "a", **client_res),
+        _hosted("2", "1", 10, 120, SpanKind.SERVER, "b", **server_res),
+    ]
+    tree = run_checked(Trace("f" * 32, spans))
+    assert (tree.by_id["0" * 15 + "2"].shift_ns != 0) is shifted
+    assert sum(tree.attribution.values()) == 100

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from tracekit.analyze.model import LAYERS, StatusCode, Trace
+from tracekit.analyze.model import LAYERS, Trace
 from tracekit.analyze.processors import Options, Processor, default_processors
 from tracekit.analyze.processors.aggregates import Aggregator
 from tracekit.analyze.processors.timeline import KIND_NAMES, STATUS_NAMES, hops_as_dicts
@@ -40,11 +40,7 @@ def trace_route(tree: SpanTree) -> str:
     """The request's route: the first ``http.route`` on the path (with the method), else method + path."""
     root = tree.root
     assert root is not None
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.children:
-            stack.extend(reversed(node.children))
+    for node in tree.waterfall(root):
         attrs = node.span.attributes
         route = attrs.get("http.route")
         if route:
@@ -187,7 +183,7 @@ class Analysis:
             "root": {"service": root.span.service, "name": root.span.name, "span_id": root.span.span_id},
             "route": trace_route(tree),
             "span_count": len(tree.trace.spans),
-            "error_spans": sum(1 for span in tree.trace.spans if span.status is StatusCode.ERROR),
+            "error_spans": tree.error_spans,
             "source": tree.trace.source,
         }
         if self.include_spans:

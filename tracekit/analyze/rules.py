@@ -111,10 +111,18 @@ _MISS = object()
 class RuleTable:
     """User rules, then the DB sidecar rule, then the built-in rules: first match wins.
 
-    :meth:`classify` runs once per span, so results are cached: a rule looks only at the span's kind,
-    name and service, at its resource attributes and at the span attribute keys in
-    :attr:`span_keys`, so those make the cache key (the resource by content, see
-    :meth:`resource_key`).
+    :meth:`classify` runs once per span, so results are cached. A rule looks only at the span's
+    kind, name and service, at its resource attributes and at the span attribute keys in
+    :attr:`span_keys`; so the answer is cached per *resource* (readers share one resource dict
+    between the spans of a process in a batch), keyed by what the rules can see of the span:
+
+    - the resource part is resolved once per resource dict (:meth:`_resource_cache`): resources
+      that no rule can tell apart share one cache;
+    - the span part is ``(kind, name, service, rule-attribute values)``, where the name counts only
+      when some rule looks at names (otherwise high-cardinality names such as ``GET /items/42``
+      would fill the cache) and the attribute values only when the span has one of the keys.
+
+    So most spans cost one small tuple and two dict lookups.
     """
 
     rules: tuple[Rule, ...]
@@ -123,8 +131,15 @@ class RuleTable:
     span_keys: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
     span_key_set: frozenset[str] = frozenset()
-    _cache: dict[Any, str | None] = field(default_factory=dict, compare=False, repr=False)
-    _resources: dict[int, tuple[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
+    #: Span names some rule lists (``name``); with ``any_name_regex`` every name matters.
+    rule_names: frozenset[str] = frozenset()
+    any_name_regex: bool = False
+    #: content projection of a resource -> that resource class's span cache.
+    _by_content: dict[Any, dict[Any, str | None]] = field(default_factory=dict, compare=False, repr=False)
+    #: id(resource dict) -> (the dict, its span cache); the dict is kept referenced so its id stays its own.
+    _resources: dict[int, tuple[Any, dict[Any, str | None]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -132,21 +147,25 @@ class RuleTable:
     ) -> RuleTable:
         keys = sorted({key for rule in rules for key, _ in rule.attrs})
         prefixes = tuple(sorted({r.attribute_prefix for r in rules if r.attribute_prefix is not None}))
-        return cls(rules, containers, services, tuple(keys), prefixes, frozenset(keys))
+        names = frozenset(name for rule in rules if rule.names for name in rule.names)
+        any_regex = any(rule.name_regex is not None for rule in rules)
+        return cls(rules, containers, services, tuple(keys), prefixes, frozenset(keys), names, any_regex)
 
     def classify(self, span: Span) -> str | None:
         """Return the layer of the first matching rule, or None when no rule matches."""
+        res = span.resource
+        hit = self._resources.get(id(res))
+        cache = hit[1] if hit is not None and hit[0] is res else self._resource_cache(res)
         attrs = span.attributes
-        values: tuple[Any, ...] | None = None
+        values: Any = None
         if attrs and not self.span_key_set.isdisjoint(attrs):
             values = tuple(map(attrs.get, self.span_keys))
         if self.prefixes and attrs:
             values = (values, tuple(any(k.startswith(p) for k in attrs) for p in self.prefixes))
-        res = span.resource
-        hit = self._resources.get(id(res))
-        rkey = hit[1] if hit is not None and hit[0] is res else self.resource_key(res)
-        key = (rkey, span.kind, span.name, span.service, values)
-        cache = self._cache
+        name = span.name
+        if not self.any_name_regex and name not in self.rule_names:
+            name = ""
+        key = (span.kind, name, span.service, values)
         try:
             layer = cache.get(key, _MISS)
         except TypeError:  # an unhashable attribute value (a list): no caching
@@ -159,24 +178,26 @@ class RuleTable:
         return layer  # type: ignore[return-value]
 
     def resource_key(self, res: dict[str, Any]) -> Any:
-        """A key equal for resources that no rule can tell apart: their values of the rule keys.
-
-        Readers build one resource dict per batch and process, so many equal dicts come by; the
-        projection is computed once per dict, looked up by ``id()`` (the cache keeps the dict
-        referenced, so the id stays its own).
-        """
-        hit = self._resources.get(id(res))
-        if hit is not None and hit[0] is res:
-            return hit[1]
+        """A key equal for resources that no rule can tell apart: their values of the rule keys."""
         try:
             content: Any = tuple(map(res.get, self.span_keys))
             hash(content)
         except TypeError:  # unhashable values (lists): this dict's identity is the key
             content = ("id", id(res))
+        return content
+
+    def _resource_cache(self, res: dict[str, Any]) -> dict[Any, str | None]:
+        """The span cache shared by every resource with the same :meth:`resource_key`."""
+        content = self.resource_key(res)
+        cache = self._by_content.get(content)
+        if cache is None:
+            if len(self._by_content) >= CACHE_SIZE:
+                self._by_content.clear()
+            cache = self._by_content[content] = {}
         if len(self._resources) >= CACHE_SIZE:
             self._resources.clear()
-        self._resources[id(res)] = (res, content)
-        return content
+        self._resources[id(res)] = (res, cache)
+        return cache
 
     def classify_uncached(self, span: Span) -> str | None:
         for rule in self.rules:

@@ -14,9 +14,9 @@ Readers emit flat :class:`~tracekit.analyze.model.Trace` objects; every processo
 **Which root is analysed.** Attribution covers one root span's duration (the request as its first
 observer saw it). The tree picks, among the spans with no parent in the trace, one with a duration
 over one without (a clamped zero-length span), then one with no parent id at all over an orphan, then
-the earliest-starting, then the longest. A zero-length root with children hands over to its longest
-child (with a warning).
-The other roots are reported in the warnings and stay off the attribution.
+the earliest-starting, then the longest, then the lowest span id (not the order of the file). A
+zero-length root with children hands over to its longest child (with a warning). The other roots
+are reported in the warnings and stay off the attribution.
 
 Every walk here and in the processors is iterative: a 1,000-level-deep trace must not hit Python's
 recursion limit.
@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tracekit.analyze.model import RefType, Span, SpanKind, Trace
+from tracekit.analyze.model import RefType, Span, SpanKind, StatusCode, Trace
 
 
 class SpanNode:
@@ -38,12 +38,12 @@ class SpanNode:
     """
 
     __slots__ = (
-        "_cp",
         "cands",
         "ce",
         "children",
         "critical",
         "cs",
+        "cursor",
         "depth",
         "end",
         "failed",
@@ -74,10 +74,10 @@ class SpanNode:
         self.self_ns = 0
         self.critical = False
         self.failed = False
-        # Critical-path scratch: clipped bounds, eligible children (latest end first), cursor.
+        # Critical-path scratch: clipped bounds, eligible children (latest end first), walk cursor.
         self.cs = self.ce = 0
         self.cands: list[SpanNode] | tuple[()] = ()
-        self._cp = 0
+        self.cursor = 0
 
     @property
     def duration(self) -> int:
@@ -92,14 +92,19 @@ class SpanTree:
 
     __slots__ = (
         "attribution",
+        "blocks",
         "by_id",
         "diagnosis",
+        "error_spans",
         "hops",
         "nodes",
+        "order",
+        "overflows",
         "root",
         "roots",
         "segments",
         "service_ns",
+        "shifted",
         "trace",
         "warnings",
     )
@@ -111,6 +116,12 @@ class SpanTree:
         self.by_id: dict[str, SpanNode] = {}
         #: Every node without a parent in the trace (true roots, orphans, broken cycles).
         self.roots: list[SpanNode] = []
+        #: Every node in waterfall order (depth first from each root, siblings by start), so parents
+        #: come before their children. Iterating this list costs a quarter of walking the tree with
+        #: a stack, and several steps need exactly this order.
+        self.order: list[SpanNode] = []
+        #: id(root node) -> (first, end) index of its subtree in :attr:`order`.
+        self.blocks: dict[int, tuple[int, int]] = {}
         #: The root attribution and the timeline cover; None for a trace without spans.
         self.root: SpanNode | None = None
         self.warnings: list[str] = list(trace.warnings)
@@ -123,6 +134,13 @@ class SpanTree:
         self.diagnosis: dict[str, object] = {"failed_layer": None, "reason": "", "span_id": None}
         #: The hop timeline (``timeline.Hop`` structs, path order), filled by the timeline processor.
         self.hops: list[Any] = []
+        #: Spans of the trace with status ERROR (duplicates included), counted while building.
+        self.error_spans = 0
+        #: Did clock-skew adjustment move any span? (Later steps skip re-sorting when not.)
+        self.shifted = False
+        #: Children that start before or end after their parent, noted while linking: the only
+        #: candidates for clock-skew adjustment, so that step need not look at every span again.
+        self.overflows: list[SpanNode] = []
 
     @property
     def trace_id(self) -> str:
@@ -140,6 +158,17 @@ class SpanTree:
             if node.children:
                 stack.extend(reversed(node.children))
 
+    def waterfall(self, root: SpanNode) -> list[SpanNode]:
+        """``root`` and its descendants in waterfall order (depth first, siblings by start).
+
+        A slice of :attr:`order` when ``root`` is one of the roots it was built from and no
+        clock-skew shift has reordered siblings since; otherwise a walk of the (re-sorted) children.
+        """
+        block = self.blocks.get(id(root))
+        if block is not None and not self.shifted:
+            return self.order[block[0] : block[1]]
+        return list(self.walk(root))
+
     def dispose(self) -> None:
         """Break the parent/children cycles so the tree is freed by reference counting at once.
 
@@ -152,6 +181,8 @@ class SpanTree:
                 node.children = []
                 node.cands = ()
         self.segments = []
+        self.order = []
+        self.blocks = {}
         self.by_id = {}
         self.roots = []
         self.root = None
@@ -187,18 +218,24 @@ def build_span_tree(trace: Trace) -> SpanTree:
     tree = SpanTree(trace)
     by_id = tree.by_id
     nodes = tree.nodes
-    duplicates = 0
+    add_node = nodes.append
+    duplicates = errors = 0
+    error = StatusCode.ERROR
     for span in trace.spans:
+        # Counted here, over every span read, because this is the one loop that sees them all.
+        if span.status is error:
+            errors += 1
         if span.span_id in by_id:
             duplicates += 1
             continue
-        node = SpanNode(span)
-        by_id[span.span_id] = node
-        nodes.append(node)
+        node = by_id[span.span_id] = SpanNode(span)
+        add_node(node)
+    tree.error_spans = errors
     if duplicates:
         tree.warnings.append(f"{duplicates} span(s) with a duplicate span id dropped (first one kept)")
 
     roots = tree.roots
+    overflows = tree.overflows
     orphans = 0
     for node in nodes:
         pid = node.span.parent_id
@@ -210,18 +247,17 @@ def build_span_tree(trace: Trace) -> SpanTree:
         else:
             node.parent = parent
             parent.children.append(node)
+            if node.start < parent.start or node.end > parent.end:
+                overflows.append(node)
     if orphans:
         tree.warnings.append(f"{orphans} orphan span(s): parent span not in the trace")
 
-    reached = _set_depths(roots)
+    reached = _order_subtrees(tree, roots)
     if reached < len(nodes):
         _break_cycles(tree)
 
-    for node in nodes:
-        if len(node.children) > 1:
-            node.children.sort(key=_start_key)
     if roots:
-        root = min(roots, key=_root_key)
+        root = min(roots, key=_root_key) if len(roots) > 1 else roots[0]
         if len(roots) > 1:
             tree.warnings.append(f"{len(roots)} root spans; analysing {root.span.span_id} ({root.span.name})")
         while root.end <= root.start and root.children:
@@ -243,25 +279,40 @@ def _start_key(node: SpanNode) -> tuple[int, int]:
     return (node.start, -node.end)
 
 
-def _root_key(node: SpanNode) -> tuple[bool, bool, int, int]:
+def _root_key(node: SpanNode) -> tuple[bool, bool, int, int, str]:
     # Spans with a duration first (a clamped, zero-length root tells nothing), then true roots before
-    # orphans (False sorts before True), then the earliest start, then the longest.
+    # orphans (False sorts before True), then the earliest start, then the longest, then the lowest
+    # span id (so the choice does not depend on the order a file happens to list the spans in).
     duration = node.end - node.start
-    return (duration <= 0, node.span.parent_id is not None, node.start, -duration)
+    return (duration <= 0, node.span.parent_id is not None, node.start, -duration, node.span.span_id)
 
 
-def _set_depths(roots: list[SpanNode]) -> int:
-    """Set ``depth`` below ``roots`` iteratively; return how many nodes were reached."""
-    count = 0
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        count += 1
-        depth = node.depth + 1
-        for child in node.children:
-            child.depth = depth
-            stack.append(child)
-    return count
+def _order_subtrees(tree: SpanTree, roots: list[SpanNode]) -> int:
+    """Walk each root's subtree once, iteratively: sort each node's children by start, set their
+    ``depth``, and append the nodes to ``tree.order`` in waterfall order (recording each root's
+    block). Return how many nodes were reached. (One walk does all three: every pass over the nodes
+    costs per span.)"""
+    order = tree.order
+    add = order.append
+    first = len(order)
+    for root in roots:
+        begin = len(order)
+        stack = [root]
+        pop = stack.pop
+        push = stack.extend
+        while stack:
+            node = pop()
+            add(node)
+            children = node.children
+            if children:
+                if len(children) > 1:
+                    children.sort(key=_start_key)
+                depth = node.depth + 1
+                for child in children:
+                    child.depth = depth
+                push(reversed(children))
+        tree.blocks[id(root)] = (begin, len(order))
+    return len(order) - first
 
 
 def _break_cycles(tree: SpanTree) -> None:
@@ -293,6 +344,6 @@ def _break_cycles(tree: SpanTree) -> None:
         tree.warnings.append(
             f"parent cycle through {len(cycle)} span(s) broken at span {cut.span.span_id} ({cut.span.name})"
         )
-        _set_depths([cut])
+        _order_subtrees(tree, [cut])
         for sub in tree.walk(cut):
             reached.add(id(sub))

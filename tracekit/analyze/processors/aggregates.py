@@ -79,20 +79,11 @@ class Aggregator:
         root = tree.root
         assert root is not None
         duration = root.end - root.start
+        duration_ms = duration / 1e6
         self.traces += 1
         self.spans += len(tree.trace.spans)
         self.total_ns += duration
-        self.durations.append(duration / 1e6)
-        attribution = tree.attribution
-        layer_ns = self.layer_ns
-        layer_ms = self.layer_ms
-        layer_count = self.layer_count
-        # Only layers with time are stored; the zeros of the others are implied (see summary()).
-        for layer, ns in attribution.items():
-            if ns:
-                layer_ms[layer].append(ns / 1e6)
-                layer_ns[layer] += ns
-                layer_count[layer] += 1
+        self.durations.append(duration_ms)
         if failed:
             self.error_traces += 1
             diag = tree.diagnosis
@@ -100,24 +91,40 @@ class Aggregator:
 
         group = self.routes.get(route)
         if group is None:
-            if len(self.routes) >= MAX_ROUTES:
-                route = OTHER_ROUTE
-                group = self.routes.get(route)
-            if group is None:
-                group = self.routes[route] = _Group()
+            group = self._new_route(route)
         group.count += 1
         group.errors += failed
-        group.values.append(duration / 1e6)
-        for layer, ns in attribution.items():
-            group.layer_ns[layer] = group.layer_ns.get(layer, 0) + ns
+        group.values.append(duration_ms)
+        group_ns = group.layer_ns
+        layer_ns = self.layer_ns
+        layer_ms = self.layer_ms
+        layer_count = self.layer_count
+        for layer, ns in tree.attribution.items():
+            group_ns[layer] = group_ns.get(layer, 0) + ns
+            # Only layers with time are stored; the zeros of the others are implied (see summary()).
+            if ns:
+                layer_ms[layer].append(ns / 1e6)
+                layer_ns[layer] += ns
+                layer_count[layer] += 1
 
+        services = self.services
         for svc, ns in tree.service_ns.items():
-            sgroup = self.services.get(svc)
+            sgroup = services.get(svc)
             if sgroup is None:
-                sgroup = self.services[svc] = _Group()
+                sgroup = services[svc] = _Group()
             sgroup.count += 1
             sgroup.errors += failed
             sgroup.values.append(ns / 1e6)
+
+    def _new_route(self, route: str) -> _Group:
+        """The group of a route not seen yet; past :data:`MAX_ROUTES` routes, the shared other group."""
+        if len(self.routes) >= MAX_ROUTES:
+            route = OTHER_ROUTE
+            group = self.routes.get(route)
+            if group is not None:
+                return group
+        group = self.routes[route] = _Group()
+        return group
 
     def summary(self) -> dict[str, Any]:
         """The ``summary`` object of the JSON contract."""

@@ -18,12 +18,15 @@ def attribute_layers(tree: SpanTree, options: Options) -> SpanTree:
     ``tree.service_ns`` (service -> ns on the critical path, for the per-service aggregates)."""
     totals: dict[str, int] = {}
     services: dict[str, int] = {}
-    for node, start, end in tree.segments:
-        layer = node.hop_layer
-        ns = end - start
-        totals[layer] = totals.get(layer, 0) + ns
-        service = node.span.service
-        services[service] = services.get(service, 0) + ns
+    # A node's self_ns is the sum of its segments (critical_path), so summing per node gives the
+    # same totals with fewer steps than summing per segment.
+    for node in tree.nodes:
+        ns = node.self_ns
+        if ns:
+            layer = node.hop_layer
+            totals[layer] = totals.get(layer, 0) + ns
+            service = node.span.service
+            services[service] = services.get(service, 0) + ns
     tree.service_ns = services
     if not totals and tree.root is not None:
         totals[tree.root.hop_layer] = 0

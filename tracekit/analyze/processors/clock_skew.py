@@ -7,13 +7,21 @@ subtree keeps its internal timing), centring the server span in its client span.
 another host is checked afresh against its (already shifted) parent. Spans are never truncated: a
 server span longer than its client span cannot fit, so only its start is aligned.
 
-The host of a span is ``k8s.node.name``, else ``host.name``, else ``host.id``, else its service name
-(without any host information, two services are assumed to run on different clocks).
+**Same clock or not** (:func:`same_clock`). Only a pair on two hosts is adjusted: on one host the
+clock is shared, and a server span that ends after its client span is real (the server finished
+writing the response after the client had read it), not skew. The host comes from the resource (then
+span) attributes ``k8s.node.name``, ``host.name``, ``host.id``, compared like with like: the first
+of these keys *both* spans carry decides (a pod's ``host.name`` is usually its pod name, so the node
+name wins when both have it). When one span has host information and the other has none in common,
+the clocks cannot be shown to be the same and the pair is treated as two hosts (as Jaeger's adjuster
+does for a span without a host key): an external client calling the cluster is the usual case. Only
+when neither span has any host information does the service name stand in for the host (two
+services, two clocks assumed).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tracekit import attributes as a
 from tracekit.analyze.model import RefType, SpanKind
@@ -24,16 +32,40 @@ if TYPE_CHECKING:
 
 
 _HOST_KEYS = (a.K8S_NODE_NAME, "host.name", "host.id")
+_HOST_KEY_SET = frozenset(_HOST_KEYS)
+HostIdentity = tuple[Any, Any, Any]
+#: id(resource) -> (resource, host identity): one per process, shared by its spans (the resource is
+#: kept referenced so its id cannot be reused while cached).
+_host_cache: dict[int, tuple[Any, HostIdentity]] = {}
 
 
-def host_key(node: SpanNode) -> str:
-    """The clock a span was timed with (see the module docstring)."""
+def host_identity(node: SpanNode) -> HostIdentity:
+    """The span's values of :data:`_HOST_KEYS` (resource first, then span attributes; None if absent)."""
     span = node.span
-    for key in _HOST_KEYS:
-        host = span.resource.get(key) or span.attributes.get(key)
-        if host:
-            return f"host:{host}"
-    return f"service:{span.service}"
+    res = span.resource
+    attrs = span.attributes
+    if attrs and not _HOST_KEY_SET.isdisjoint(attrs):
+        return tuple(res.get(k) or attrs.get(k) or None for k in _HOST_KEYS)  # type: ignore[return-value]
+    hit = _host_cache.get(id(res))
+    if hit is not None and hit[0] is res:
+        return hit[1]
+    identity: HostIdentity = tuple(res.get(k) or None for k in _HOST_KEYS)  # type: ignore[assignment]
+    if len(_host_cache) > 10_000:
+        _host_cache.clear()
+    _host_cache[id(res)] = (res, identity)
+    return identity
+
+
+def same_clock(x: SpanNode, y: SpanNode) -> bool:
+    """Were the two spans timed by the same clock? (See the module docstring.)"""
+    hx = host_identity(x)
+    hy = host_identity(y)
+    for vx, vy in zip(hx, hy, strict=True):
+        if vx is not None and vy is not None:
+            return bool(vx == vy)
+    if any(v is not None for v in hx) or any(v is not None for v in hy):
+        return False
+    return x.span.service == y.span.service
 
 
 def _amount(delta: int) -> str:
@@ -58,7 +90,7 @@ def _delta(child: SpanNode, parent: SpanNode) -> int:
 def _needs_adjusting(tree: SpanTree) -> bool:
     """Is any remote SERVER span outside its CLIENT parent? (Most traces: no, and we stop here.)"""
     server, client, child_of = SpanKind.SERVER, SpanKind.CLIENT, RefType.CHILD_OF
-    for node in tree.nodes:
+    for node in tree.overflows:  # children outside their parent, noted by build_span_tree
         parent = node.parent
         if (
             parent is not None
@@ -66,7 +98,7 @@ def _needs_adjusting(tree: SpanTree) -> bool:
             and node.span.kind == server
             and parent.span.kind == client
             and node.span.ref_type == child_of
-            and host_key(node) != host_key(parent)
+            and not same_clock(node, parent)
         ):
             return True
     return False
@@ -76,39 +108,33 @@ def adjust_clock_skew(tree: SpanTree, options: Options) -> SpanTree:
     """Shift skewed remote server subtrees into their client parents; warn with the amount."""
     if not _needs_adjusting(tree):
         return tree
-    hosts: dict[int, str] = {}
     for root in tree.roots:
         stack: list[tuple[SpanNode, int]] = [(root, 0)]
         while stack:
             node, inherited = stack.pop()
             parent = node.parent
             delta = inherited
-            if parent is not None:
-                key = hosts.get(id(node))
-                if key is None:
-                    key = hosts[id(node)] = host_key(node)
-                pkey = hosts.get(id(parent))
-                if pkey is None:
-                    pkey = hosts[id(parent)] = host_key(parent)
-                if key != pkey:
-                    delta = 0
-                    span = node.span
-                    if (
-                        span.kind == SpanKind.SERVER
-                        and parent.span.kind == SpanKind.CLIENT
-                        and span.ref_type == RefType.CHILD_OF
-                    ):
-                        delta = _delta(node, parent)
-                        if delta:
-                            tree.warnings.append(
-                                f"clock skew: shifted span {span.span_id} ({span.service}) and its same-host "
-                                f"descendants by {_amount(delta)} to fit inside its client span "
-                                f"{parent.span.span_id}"
-                            )
+            if parent is not None and not same_clock(node, parent):
+                # Another clock: the parent's shift does not carry over; check this pair afresh.
+                delta = 0
+                span = node.span
+                if (
+                    span.kind == SpanKind.SERVER
+                    and parent.span.kind == SpanKind.CLIENT
+                    and span.ref_type == RefType.CHILD_OF
+                ):
+                    delta = _delta(node, parent)
+                    if delta:
+                        tree.warnings.append(
+                            f"clock skew: shifted span {span.span_id} ({span.service}) and its same-host "
+                            f"descendants by {_amount(delta)} to fit inside its client span "
+                            f"{parent.span.span_id}"
+                        )
             if delta:
                 node.start += delta
                 node.end += delta
                 node.shift_ns = delta
+                tree.shifted = True
             if node.children:
                 stack.extend((child, delta) for child in node.children)
     return tree

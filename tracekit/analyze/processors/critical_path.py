@@ -70,13 +70,13 @@ def critical_path(tree: SpanTree, options: Options) -> SpanTree:
     while True:
         items = node.cands
         if items:
-            i = node._cp
+            i = node.cursor
             n = len(items)
             while i < n and items[i].ce > cursor:
                 i += 1
             if i < n:
                 child = items[i]
-                node._cp = i + 1
+                node.cursor = i + 1
                 ce = child.ce
                 if ce < cursor:
                     append((node, ce, cursor))
@@ -85,7 +85,7 @@ def critical_path(tree: SpanTree, options: Options) -> SpanTree:
                 node = child
                 cursor = ce
                 continue
-            node._cp = i
+            node.cursor = i
         start = node.cs
         if start < cursor:
             append((node, start, cursor))

@@ -146,18 +146,16 @@ def diagnose(tree: SpanTree, options: Options) -> SpanTree:
                         origin = child
     else:
         # The root did not fail itself; an ingress may still have answered 404/503 on its own.
-        server = SpanKind.SERVER
+        # Scanning the node list (cheap) and checking the few ingress leaves for ancestry costs
+        # less than walking the tree for every trace.
         found: SpanNode | None = None
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            if node.children:
-                stack.extend(node.children)
-            elif (
-                node.layer == "ingress"
-                and node.span.kind == server
+        for node in tree.nodes:
+            if (
+                not node.children
+                and node.layer == "ingress"
                 and ingress_without_upstream(node)
                 and (found is None or (node.depth, node.end) > (found.depth, found.end))
+                and _under(node, root)
             ):
                 found = node
         if found is None:
@@ -168,6 +166,16 @@ def diagnose(tree: SpanTree, options: Options) -> SpanTree:
     layer, kind, reason = _explain(origin, errors[id(origin)])
     tree.diagnosis = {"failed_layer": layer, "reason": reason, "span_id": origin.span.span_id, "kind": kind}
     return tree
+
+
+def _under(node: SpanNode, root: SpanNode) -> bool:
+    """Is ``node`` ``root`` or one of its descendants?"""
+    cur: SpanNode | None = node
+    while cur is not None:
+        if cur is root:
+            return True
+        cur = cur.parent
+    return False
 
 
 def _explain(node: SpanNode, why: str) -> tuple[str, str, str]:

@@ -34,6 +34,9 @@ _LOCALHOST = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0", "ip
 _CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local", ".svc.cluster.local.")
 _PEER_KEYS = ("server.address", "net.peer.name", "peer.service", "net.peer.ip", "network.peer.address")
 _URL_KEYS = ("url.full", "http.url")
+# Enum members as module constants: looking one up on its class costs more than the test itself.
+_SERVER = SpanKind.SERVER
+_CLIENT = SpanKind.CLIENT
 
 
 def has_k8s(span: Span) -> bool:
@@ -106,7 +109,7 @@ def _fallback(node: SpanNode) -> str:
         return parent.layer
     if has_k8s(span):
         return "app"
-    if parent is None and span.kind != SpanKind.SERVER:
+    if parent is None and span.kind != _SERVER:
         return "client"
     return "unknown"
 
@@ -141,7 +144,7 @@ def hop_layer(node: SpanNode) -> str:
 def remote_server(node: SpanNode) -> SpanNode | None:
     """The SERVER span a CLIENT span called, if the server sent one."""
     for child in node.children:
-        if child.span.kind == SpanKind.SERVER:
+        if child.span.kind == _SERVER:
             return child
     return None
 
@@ -149,17 +152,11 @@ def remote_server(node: SpanNode) -> SpanNode | None:
 def classify_layers(tree: SpanTree, options: Options) -> SpanTree:
     """Set ``layer`` and ``hop_layer`` on every node (parents before children)."""
     classify = options.rules.classify
-    client = SpanKind.CLIENT
-    server = SpanKind.SERVER
+    client = _CLIENT
+    server = _SERVER
     clients: list[SpanNode] = []
-    stack = list(tree.roots)
-    pop = stack.pop
-    extend = stack.extend
     add_client = clients.append
-    while stack:
-        node = pop()
-        if node.children:
-            extend(node.children)
+    for node in tree.order:  # parents before children: the fallback may copy the parent's layer
         span = node.span
         kind = span.kind
         layer = classify(span)

@@ -87,6 +87,8 @@ _k8s_cache: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 def _sort_if_shifted(tree: SpanTree) -> None:
     """Clock-skew shifts can reorder siblings: restore start order where a shift happened."""
+    if not tree.shifted:
+        return
     for node in tree.nodes:
         if node.shift_ns and node.parent is not None and len(node.parent.children) > 1:
             node.parent.children.sort(key=lambda n: (n.start, -n.end))
@@ -108,12 +110,7 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
     kinds = KIND_NAMES
     statuses = STATUS_NAMES
     pod_key = a.K8S_POD_NAME
-    stack = [root]
-    pop = stack.pop
-    while stack:
-        node = pop()
-        if node.children:
-            stack.extend(reversed(node.children))
+    for node in tree.waterfall(root):
         span = node.span
         attrs = span.attributes
         if pod_key in attrs:
