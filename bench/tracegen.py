@@ -8,6 +8,11 @@ Shape of each trace (tracekit's demo journey): ``loadgen`` CLIENT root -> ``ingr
 ``ingress`` CLIENT -> ``shop`` app SERVER -> N x (app CLIENT -> ``shop-db`` sidecar SERVER -> sqlite
 CLIENT), the rest app INTERNAL spans. One trace in 100 fails in the database.
 
+Pods: the ``shop`` app and its ``shop-db`` sidecar are two containers of one pod (same pod name and
+uid), ``SHOP_REPLICAS`` such pods; the ingress controller runs ``INGRESS_REPLICAS`` pods of its own in
+the ``ingress-nginx`` namespace; the load generator runs outside the cluster (no k8s attributes).
+Every pod has its own uid, as in a real cluster (the analyzer tells hops apart by pod).
+
 Used by ``bench/bench_readers.py`` and the analyzer bench; cached files live in /tmp keyed by
 ``VERSION`` and the parameters, so several benches share one file.
 """
@@ -18,15 +23,21 @@ import heapq
 import os
 import random
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 #: Bump when the generated content changes, so cached files are regenerated.
-VERSION = 2
+#: 3: each pod has its own k8s.pod.uid (the ingress and shop pods used to share one).
+VERSION = 3
 
-_RESOURCES: dict[str, list[dict[str, Any]]] = {}
+#: Replicas of the shop Deployment (app + db sidecar per pod) and of the ingress controller.
+SHOP_REPLICAS = 8
+INGRESS_REPLICAS = 2
+
+_RESOURCES: dict[tuple[str, int], dict[str, Any]] = {}
 
 
 def _kv(key: str, value: Any) -> dict[str, Any]:
@@ -39,21 +50,40 @@ def _kv(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": value}}
 
 
+def _pod_uid(workload: str, index: int) -> str:
+    """A stable, distinct uid per pod (a UUID4 drawn from a seed naming the pod)."""
+    return str(uuid.UUID(int=random.Random(f"{workload}/{index}").getrandbits(128), version=4))
+
+
 def _resource(service: str, pod: int) -> dict[str, Any]:
-    attrs = {
+    """The resource of ``service``'s ``pod``-th replica (built once per pod, then reused)."""
+    cached = _RESOURCES.get((service, pod))
+    if cached is not None:
+        return cached
+    attrs: dict[str, Any] = {
         "service.name": service,
         "telemetry.sdk.language": "python",
         "telemetry.sdk.name": "opentelemetry",
     }
-    if service != "loadgen":
+    if service == "ingress":
+        attrs |= {
+            "k8s.namespace.name": "ingress-nginx",
+            "k8s.pod.name": f"ingress-nginx-controller-7d9c6b5f4-{pod:05x}",
+            "k8s.pod.uid": _pod_uid("ingress-nginx-controller", pod),
+            "k8s.node.name": f"node-{(pod + 1) % 3}",
+            "k8s.container.name": "controller",
+        }
+    elif service != "loadgen":  # shop and shop-db: the app and sidecar containers of one shop pod
         attrs |= {
             "k8s.namespace.name": "shop",
-            "k8s.pod.name": f"shop-{pod:04x}" if service != "ingress" else f"ingress-nginx-{pod:04x}",
-            "k8s.pod.uid": f"00000000-0000-0000-0000-{pod:012x}",
+            "k8s.pod.name": f"shop-5f7b8c9d6-{pod:05x}",
+            "k8s.pod.uid": _pod_uid("shop", pod),
             "k8s.node.name": f"node-{pod % 3}",
-            "k8s.container.name": {"shop": "app", "shop-db": "db"}.get(service, "controller"),
+            "k8s.container.name": "app" if service == "shop" else "db",
         }
-    return {"attributes": [_kv(k, v) for k, v in attrs.items()]}
+    resource = {"attributes": [_kv(k, v) for k, v in attrs.items()]}
+    _RESOURCES[(service, pod)] = resource
+    return resource
 
 
 def _trace_spans(rng: random.Random, trace_no: int, start: int, n: int) -> list[tuple[int, str, int, dict]]:
@@ -61,7 +91,8 @@ def _trace_spans(rng: random.Random, trace_no: int, start: int, n: int) -> list[
     tid = f"{rng.getrandbits(128):032x}"
     ids = [f"{rng.getrandbits(64):016x}" for _ in range(n)]
     failed = trace_no % 100 == 7
-    pod = trace_no % 8
+    shop_pod = trace_no % SHOP_REPLICAS
+    pods = {"loadgen": 0, "ingress": trace_no % INGRESS_REPLICAS, "shop": shop_pod, "shop-db": shop_pod}
     out: list[tuple[int, str, int, dict]] = []
 
     def span(
@@ -81,7 +112,7 @@ def _trace_spans(rng: random.Random, trace_no: int, start: int, n: int) -> list[
             d["status"] = {"code": 2, "message": "database is locked"}
         if parent is not None:
             d["parentSpanId"] = ids[parent]
-        out.append((t1, service, pod, d))
+        out.append((t1, service, pods[service], d))
 
     us = 1000
     db_calls = max(0, (n - 4) // 3)

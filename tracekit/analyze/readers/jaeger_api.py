@@ -26,7 +26,7 @@ import requests
 from tracekit.analyze.model import Trace
 from tracekit.analyze.readers.assemble import TraceAssembler
 from tracekit.analyze.readers.common import WarningCallback, WarningReporter, clip, split_frames
-from tracekit.analyze.readers.otlp import OtlpConverter, decode
+from tracekit.analyze.readers.otlp import OtlpConverter, decode, typed_error
 from tracekit.errors import TraceFormatError
 
 #: (connect, read) timeouts in seconds for calls to Jaeger.
@@ -141,6 +141,11 @@ def fetch_traces(
             raise TraceFormatError(f"Jaeger error: {clip(str(message), 200)}", path=shown)
         try:
             conv.add_envelope(env, frames)
+        except msgspec.ValidationError as e:  # an attribute list (decoded late, see otlp.py)
+            e = typed_error(frame) or e
+            raise TraceFormatError(
+                f"unreadable answer (frame {frames}): {clip(str(e), 160)}", path=shown
+            ) from None
         except ValueError as e:
             raise TraceFormatError(f"unexpected answer: {e}", path=shown) from None
     report.finish()

@@ -10,8 +10,14 @@ Accepted shapes (each a JSON object, alone in a file or one per line):
 
 Decoding uses ``msgspec`` typed structs: only the fields tracekit needs are materialised, in C.
 int64 values may be JSON strings (protojson) or numbers; enums numbers or names; ids hex (any
-case) or base64. The struct types are built twice from one description (camelCase and snake_case
-field names) instead of being written out twice.
+case) or base64. The struct types are built from one description for both field-name styles
+(camelCase and snake_case) instead of being written out twice, in two families (``_Style``): a fast
+one that leaves attribute lists as raw JSON, decoded once per distinct list by the converter, and
+a full one that validates everything and names the JSON path of a bad field.
+
+Speed matters here (a Collector file holds millions of spans; issue 3 asks the whole analyzer to
+stay within 3x a plain JSON decode): ``OtlpConverter._spans`` is the one loop that runs per span,
+and it is written flat on purpose. ``python -m bench readers`` measures it.
 """
 
 from __future__ import annotations
@@ -30,81 +36,108 @@ _OptStr = str | None
 #: int64 as a JSON number or string: ``strict=False`` decoding turns "123" into 123 in C.
 _IntLike = int | None
 
-
-def _build_types(rename: str | None) -> Any:
-    """Build the struct family for one field-name style and return the top-level type."""
-
-    def struct(name: str, fields: list[tuple[str, Any, Any]]) -> Any:
-        return msgspec.defstruct(name, fields, rename=rename, gc=False, omit_defaults=True)
-
-    any_value = struct(
-        "AnyValue",
-        [
-            ("string_value", _OptStr, None),
-            ("bool_value", bool | None, None),
-            ("int_value", _IntLike, None),
-            ("double_value", float | str | None, None),
-            ("array_value", Any, None),
-            ("kvlist_value", Any, None),
-            ("bytes_value", _OptStr, None),
-        ],
-    )
-    key_value = struct("KeyValue", [("key", str, ""), ("value", any_value | None, None)])
-    attrs = list[key_value] | None
-    event = struct(
-        "Event", [("time_unix_nano", _IntLike, 0), ("name", _OptStr, ""), ("attributes", attrs, None)]
-    )
-    link = struct("Link", [("trace_id", _OptStr, ""), ("span_id", _OptStr, ""), ("attributes", attrs, None)])
-    status = struct("Status", [("code", int | str | None, 0), ("message", _OptStr, "")])
-    span = struct(
-        "Span",
-        [
-            ("trace_id", _OptStr, None),
-            ("span_id", _OptStr, None),
-            ("parent_span_id", _OptStr, None),
-            ("name", _OptStr, ""),
-            ("kind", int | str | None, 0),
-            ("start_time_unix_nano", _IntLike, None),
-            ("end_time_unix_nano", _IntLike, None),
-            ("attributes", attrs, None),
-            ("events", list[event] | None, None),
-            ("links", list[link] | None, None),
-            ("status", status | None, None),
-        ],
-    )
-    scope_spans = struct("ScopeSpans", [("spans", list[span] | None, None)])
-    resource = struct("Resource", [("attributes", attrs, None)])
-    resource_spans = struct(
-        "ResourceSpans",
-        [
-            ("resource", resource | None, None),
-            ("scope_spans", list[scope_spans] | None, None),
-            ("instrumentation_library_spans", list[scope_spans] | None, None),
-        ],
-    )
-    inner = struct(
-        "TracesData",
-        [
-            ("resource_spans", list[resource_spans] | None, None),
-            ("batches", list[resource_spans] | None, None),
-        ],
-    )
-    envelope = struct(
-        "Envelope",
-        [
-            ("resource_spans", list[resource_spans] | None, None),
-            ("batches", list[resource_spans] | None, None),
-            ("result", inner | None, None),
-            ("error", Any, None),
-        ],
-    )
-    return envelope, span
+#: ``attributes`` left undecoded: the raw JSON text of the KeyValue list (see ``_Style``).
+_RAW = msgspec.Raw()
 
 
-_CAMEL_TYPES = _build_types("camel")
-_SNAKE_TYPES = _build_types(None)
-_CAMEL = msgspec.json.Decoder(_CAMEL_TYPES[0], strict=False)
-_SNAKE = msgspec.json.Decoder(_SNAKE_TYPES[0], strict=False)
+class _Style:
+    """The decoders for one field-name style (camelCase as protojson writes, or snake_case).
+
+    Two struct families are built from one description:
+
+    - the *full* family decodes every KeyValue list into structs. It is the reference: the lenient
+      path validates spans with it, and its errors name the exact JSON path of a bad field;
+    - the *fast* family keeps span and resource ``attributes`` as ``msgspec.Raw`` (a slice of the
+      input, not parsed into objects). Attribute lists repeat a lot (every span of a route or a
+      query carries the same few pairs; a resource is repeated on every line), so the converter
+      decodes each distinct list once, with ``attrs``, and shares the resulting dict (see
+      ``AttributeCache``). Decoding KeyValue lists into structs was about half the decode time and
+      building dicts from them a third of the conversion time.
+    """
+
+    def __init__(self, rename: str | None) -> None:
+        def struct(name: str, fields: list[tuple[str, Any, Any]]) -> Any:
+            return msgspec.defstruct(name, fields, rename=rename, gc=False, omit_defaults=True)
+
+        any_value = struct(
+            "AnyValue",
+            [
+                ("string_value", _OptStr, None),
+                ("bool_value", bool | None, None),
+                ("int_value", _IntLike, None),
+                ("double_value", float | str | None, None),
+                ("array_value", Any, None),
+                ("kvlist_value", Any, None),
+                ("bytes_value", _OptStr, None),
+            ],
+        )
+        key_value = struct("KeyValue", [("key", str, ""), ("value", any_value | None, None)])
+        attrs = list[key_value] | None
+        event = struct(
+            "Event", [("time_unix_nano", _IntLike, 0), ("name", _OptStr, ""), ("attributes", attrs, None)]
+        )
+        link = struct(
+            "Link", [("trace_id", _OptStr, ""), ("span_id", _OptStr, ""), ("attributes", attrs, None)]
+        )
+        status = struct("Status", [("code", int | str | None, 0), ("message", _OptStr, "")])
+
+        def family(attrs_type: Any, attrs_default: Any) -> tuple[Any, Any]:
+            span = struct(
+                "Span",
+                [
+                    ("trace_id", _OptStr, None),
+                    ("span_id", _OptStr, None),
+                    ("parent_span_id", _OptStr, None),
+                    ("name", _OptStr, ""),
+                    ("kind", int | str | None, 0),
+                    ("start_time_unix_nano", _IntLike, None),
+                    ("end_time_unix_nano", _IntLike, None),
+                    ("attributes", attrs_type, attrs_default),
+                    ("events", list[event] | None, None),
+                    ("links", list[link] | None, None),
+                    ("status", status | None, None),
+                ],
+            )
+            scope_spans = struct("ScopeSpans", [("spans", list[span] | None, None)])
+            resource = struct("Resource", [("attributes", attrs_type, attrs_default)])
+            resource_spans = struct(
+                "ResourceSpans",
+                [
+                    ("resource", resource | None, None),
+                    ("scope_spans", list[scope_spans] | None, None),
+                    ("instrumentation_library_spans", list[scope_spans] | None, None),
+                ],
+            )
+            inner = struct(
+                "TracesData",
+                [
+                    ("resource_spans", list[resource_spans] | None, None),
+                    ("batches", list[resource_spans] | None, None),
+                ],
+            )
+            envelope = struct(
+                "Envelope",
+                [
+                    ("resource_spans", list[resource_spans] | None, None),
+                    ("batches", list[resource_spans] | None, None),
+                    ("result", inner | None, None),
+                    ("error", Any, None),
+                ],
+            )
+            return envelope, span
+
+        full_envelope, self.span = family(attrs, None)
+        fast_envelope, _ = family(msgspec.Raw, _RAW)
+        self.full = msgspec.json.Decoder(full_envelope, strict=False)
+        self.fast = msgspec.json.Decoder(fast_envelope, strict=False)
+        #: The fast envelope type tells which style decoded an envelope (``add_envelope``).
+        self.fast_envelope = fast_envelope
+        #: Decodes one raw ``attributes`` value of the fast family.
+        self.attrs = msgspec.json.Decoder(attrs, strict=False)
+
+
+_CAMEL = _Style("camel")
+_SNAKE = _Style(None)
 
 _KINDS = list(SpanKind)
 _KIND_NAMES = {k.name: k for k in SpanKind} | {f"SPAN_KIND_{k.name}": k for k in SpanKind}
@@ -191,32 +224,54 @@ def attributes(kvs: Any) -> dict[str, Any]:
 
 
 def decode(data: bytes | memoryview) -> Any:
-    """Decode one OTLP JSON object (camelCase first; snake_case when nothing camelCase was found)."""
-    env = _CAMEL.decode(data)
-    if env.resource_spans is None and env.batches is None and (env.result is None or _empty(env.result)):
-        alt = _SNAKE.decode(data)
-        if (
-            alt.resource_spans is not None
-            or alt.batches is not None
-            or (alt.result and not _empty(alt.result))
-        ):
-            return alt
-    return env
+    """Decode one OTLP JSON object (camelCase first; snake_case when nothing camelCase was found).
+
+    The envelope is of the fast family: span and resource attributes are still raw JSON, which
+    ``OtlpConverter.add_envelope`` decodes (and can reject with ``msgspec.ValidationError``).
+    """
+    env = _CAMEL.fast.decode(data)
+    if _has_spans(env):
+        return env
+    alt = _SNAKE.fast.decode(data)
+    return alt if _has_spans(alt) else env
+
+
+def _has_spans(env: Any) -> bool:
+    return (
+        env.resource_spans is not None
+        or env.batches is not None
+        or bool(env.result and not _empty(env.result))
+    )
+
+
+def typed_error(data: bytes | memoryview) -> msgspec.ValidationError | None:
+    """The error the full typed decoders raise for ``data`` (it names the JSON path), or ``None``.
+
+    The fast decoders leave attributes raw, so a bad attribute is only noticed while converting,
+    by a decoder that sees the attribute list alone; this recovers the message with the full path.
+    """
+    try:
+        if not _has_spans(_CAMEL.full.decode(data)):
+            _SNAKE.full.decode(data)
+    except msgspec.ValidationError as e:
+        return e
+    return None
 
 
 def decode_lenient(data: bytes | memoryview, warn: Callable[[str], None]) -> Any:
     """Decode a document that failed typed decoding, dropping only the spans that do not validate.
 
     A collector line holds a whole batch: one span with a malformed field must not cost the other
-    thousand. The document is decoded untyped, every span is validated on its own (bad ones are
-    reported with their JSON path and removed), and the rest is converted to the typed envelope.
-    Raises the decoder's error when the damage is outside the spans.
+    thousand. The document is decoded untyped, every span is validated on its own with the full
+    typed structs (bad ones are reported with their JSON path and removed), and the rest is decoded
+    again into a fast envelope. Raises a decoder's error when the damage is outside the spans.
     """
     doc = msgspec.json.decode(data)
     if not isinstance(doc, dict):
         raise msgspec.ValidationError("Expected `object`, got `" + type(doc).__name__ + "`")
     snake = "resource_spans" in doc or "resource_spans" in (doc.get("result") or {})
-    envelope_type, span_type = _SNAKE_TYPES if snake else _CAMEL_TYPES
+    style = _SNAKE if snake else _CAMEL
+    span_type = style.span
     if snake:
         rs_keys, ss_keys = ("resource_spans", "batches"), ("scope_spans", "instrumentation_library_spans")
     else:
@@ -249,7 +304,9 @@ def decode_lenient(data: bytes | memoryview, warn: Callable[[str], None]) -> Any
                                 continue
                             good.append(sp)
                         scope["spans"] = good
-    return msgspec.convert(doc, envelope_type, strict=False)
+    # Back to bytes for the fast decoder (this is the rare path; damage outside the spans raises here
+    # or in the converter, and the caller then reports the typed decoder's error).
+    return style.fast.decode(msgspec.json.encode(doc))
 
 
 def _empty(inner: Any) -> bool:
@@ -268,31 +325,60 @@ def resource_spans_of(env: Any) -> list[Any] | None:
     return found
 
 
+#: Distinct attribute lists (and resources) remembered per reader; past this the cache starts over.
+#: A few thousand covers the routes x statuses x queries of a real service mix; 8192 entries of a
+#: few hundred bytes each stay under a few MB.
+ATTRIBUTE_CACHE_SIZE = 8192
+
+#: Trace ids remembered across lines (more than the traces open at once in a Collector file).
+TRACE_ID_CACHE_SIZE = 32768
+
+
 class OtlpConverter:
     """Turns decoded envelopes into model spans, grouped per trace into an assembler.
 
     Per-span problems (bad id, end before start) become warnings on the trace, or on the source
     when the trace id itself is unusable; the span is dropped or clamped, the rest is kept.
+
+    Attribute dicts are shared: every span whose ``attributes`` JSON text is byte-for-byte the same
+    as an earlier span's gets the same dict (the model treats them as read-only), and every
+    ResourceSpans with the same resource gets the same resource dict and service. That saves the
+    decoding and the dict building, and the memory of the open traces.
     """
 
     def __init__(self, asm: TraceAssembler, report: WarningReporter) -> None:
         self.asm = asm
         self.report = report
         self.spans_ok = 0
+        #: Per style: raw ``attributes`` JSON -> dict, and raw resource attributes -> (dict, service).
+        self._attrs: dict[_Style, dict[bytes, dict[str, Any]]] = {_CAMEL: {}, _SNAKE: {}}
+        self._resources: dict[_Style, dict[bytes, tuple[dict[str, Any], str]]] = {_CAMEL: {}, _SNAKE: {}}
+        #: Trace ids as written -> normalised. A trace's spans come over several lines: its id is
+        #: checked once, and all its spans share one string. A bad id is not cached (reported per span).
+        self._trace_ids: dict[str | None, str] = {}
 
     def feed(self, data: bytes, line: int | None) -> int:
-        """Decode one document (a file or a JSONL line) and convert its spans."""
+        """Decode one document (a file or a JSONL line) and convert its spans.
+
+        A line with a malformed span is converted again through ``decode_lenient``, which drops
+        only the bad spans; conversion has no side effect until a line is fully converted, so the
+        retry reports nothing twice.
+        """
         try:
-            env = decode(data)
-        except msgspec.ValidationError as first:
-            try:
-                env = decode_lenient(data, lambda message: self.report.warn(message, line=line))
-            except (msgspec.ValidationError, msgspec.DecodeError, TypeError, AttributeError, ValueError):
-                raise first from None  # the damage is outside the spans: report the typed error
-        return self.add_envelope(env, line)
+            return self.add_envelope(decode(data), line)
+        except msgspec.ValidationError as e:
+            first = typed_error(data) or e
+        try:
+            env = decode_lenient(data, lambda message: self.report.warn(message, line=line))
+            return self.add_envelope(env, line)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, AttributeError, ValueError):
+            raise first from None  # the damage is outside the spans: report the typed error
 
     def add_envelope(self, env: Any, line: int | None = None) -> int:
-        """Convert every span of one envelope; returns how many spans were kept."""
+        """Convert every span of one envelope (from ``decode``); returns how many spans were kept.
+
+        :raises msgspec.ValidationError: an attribute list does not validate (nothing was added).
+        """
         rss = resource_spans_of(env)
         if rss is None:
             if env.error is not None:
@@ -300,65 +386,106 @@ class OtlpConverter:
                     f"the document is an error response: {clip(msgspec.json.encode(env.error).decode())}"
                 )
             raise ValueError("no resourceSpans (not an OTLP traces document)")
+        style = _SNAKE if env.__class__ is _SNAKE.fast_envelope else _CAMEL
+        resources = self._resources[style]
         groups: defaultdict[str, list[Span]] = defaultdict(list)
         roots: set[str] = set()
-        tid_cache: dict[str, str] = {}
+        tids = self._trace_ids
+        if len(tids) > TRACE_ID_CACHE_SIZE:
+            tids.clear()
+        #: Warnings as (trace id or None for the source, message), reported once the line is converted.
+        pending: list[tuple[str | None, str]] = []
         kept = 0
         for rs in rss:
-            res_attrs = attributes(rs.resource.attributes) if rs.resource is not None else {}
-            service = res_attrs.get("service.name")
-            service = str(service) if service not in (None, "") else "unknown"
+            key = bytes(rs.resource.attributes) if rs.resource is not None else b""
+            resource = resources.get(key)
+            if resource is None:
+                resource = self._resource(key, style)
             for scopes in (rs.scope_spans, rs.instrumentation_library_spans):
                 if not scopes:
                     continue
                 for scope in scopes:
                     if scope.spans:
-                        kept += self._spans(scope.spans, res_attrs, service, groups, roots, tid_cache, line)
-        add = self.asm.add_spans
+                        kept += self._spans(scope.spans, resource, style, groups, roots, tids, pending)
+        asm = self.asm
+        for trace_id, message in pending:
+            if trace_id is None:
+                self.report.warn(message, line=line)
+            else:
+                asm.warn(trace_id, message)
+        add = asm.add_spans
         for trace_id, spans in groups.items():
             add(trace_id, spans, trace_id in roots)
         self.spans_ok += kept
         return kept
 
+    def _resource(self, key: bytes, style: _Style) -> tuple[dict[str, Any], str]:
+        """Decode a resource's attributes (a cache miss) and pick its service name."""
+        res_attrs = attributes(style.attrs.decode(key)) if key else {}
+        service = res_attrs.get("service.name")
+        resource = (res_attrs, str(service) if service not in (None, "") else "unknown")
+        cache = self._resources[style]
+        if len(cache) >= ATTRIBUTE_CACHE_SIZE:
+            cache.clear()
+        cache[key] = resource
+        return resource
+
+    def _attributes(self, key: bytes, style: _Style) -> dict[str, Any]:
+        """Decode a span's attribute list (a cache miss) and remember the dict."""
+        attrs = attributes(style.attrs.decode(key)) if key else {}
+        cache = self._attrs[style]
+        if len(cache) >= ATTRIBUTE_CACHE_SIZE:
+            cache.clear()
+        cache[key] = attrs
+        return attrs
+
     def _spans(
         self,
         spans: list[Any],
-        res_attrs: dict[str, Any],
-        service: str,
+        resource: tuple[dict[str, Any], str],
+        style: _Style,
         groups: defaultdict[str, list[Span]],
         roots: set[str],
-        tid_cache: dict[str, str],
-        line: int | None,
+        tids: dict[str | None, str],
+        pending: list[tuple[str | None, str]],
     ) -> int:
-        kept = 0
+        """Convert the spans of one scope. This loop runs once per span: it is kept flat on purpose
+        (no helper calls on the common path, locals for everything it looks up)."""
+        dropped = 0
+        res_attrs, service = resource
         kinds, kind_names = _KINDS, _KIND_NAMES
         kind_of, status_of = _KIND_OF, _STATUS_OF
         unspecified, unset = SpanKind.UNSPECIFIED, StatusCode.UNSET
         fromhex = bytes.fromhex
-        warn = self.asm.warn
+        warn = pending.append
+        cache = self._attrs[style]
+        get_attrs = cache.get
         for sp in spans:
+            # A trace id repeats on every span of its trace: normalise it once (see _trace_ids).
             raw_tid = sp.trace_id
-            tid = tid_cache.get(raw_tid) if raw_tid is not None else None
+            tid = tids.get(raw_tid)
             if tid is None:
                 try:
-                    tid = normalize_id(raw_tid, 16, base64_ok=True)
+                    tid = _trace_id(raw_tid)
                 except BadId as e:
-                    self.report.warn(f"span {sp.name!r:.60} dropped: field traceId: {e}", line=line)
+                    warn((None, f"span {sp.name!r:.60} dropped: field traceId: {e}"))
+                    dropped += 1
                     continue
-                tid_cache[raw_tid] = tid  # type: ignore[index]
-            # Fast path: 16 hex characters (what every SDK and the Collector write).
+                tids[raw_tid] = tid
+            # Fast path for span ids: 16 hex characters (what every SDK and the Collector write).
+            # fromhex() validates in C; lower() is cheaper than islower(), which is slow on digits.
             sid = sp.span_id
             try:
-                if sid.__class__ is not str or len(sid) != 16:
+                if len(sid) != 16:
                     raise ValueError
                 fromhex(sid)
-                if not sid.islower():  # lower() copies even an already lowercase string
-                    sid = sid.lower()
-            except ValueError:
+                sid = sid.lower()
+            except (ValueError, TypeError):  # TypeError: no span id at all (None)
                 try:
                     sid = normalize_id(sid, 8, base64_ok=True)
                 except BadId as e:
-                    warn(tid, f"span {sp.name!r:.60} dropped: field spanId: {e}")
+                    warn((tid, f"span {sp.name!r:.60} dropped: field spanId: {e}"))
+                    dropped += 1
                     continue
             parent = sp.parent_span_id
             if parent:
@@ -366,13 +493,12 @@ class OtlpConverter:
                     if len(parent) != 16:
                         raise ValueError
                     fromhex(parent)
-                    if not parent.islower():
-                        parent = parent.lower()
+                    parent = parent.lower()
                 except ValueError:
                     try:
                         parent = normalize_id(parent, 8, base64_ok=True)
                     except BadId as e:
-                        warn(tid, f"span {sid}: field parentSpanId ignored ({e}); span kept as a root")
+                        warn((tid, f"span {sid}: field parentSpanId ignored ({e}); span kept as a root"))
                         parent = None
                 if parent == "0000000000000000":
                     parent = None
@@ -382,8 +508,11 @@ class OtlpConverter:
             end = sp.end_time_unix_nano or 0
             if end < start:
                 warn(
-                    tid,
-                    f"span {sid}: end before start by {(start - end) / 1e6:.3f} ms; clamped to zero duration",
+                    (
+                        tid,
+                        f"span {sid}: end before start by {(start - end) / 1e6:.3f} ms; "
+                        "clamped to zero duration",
+                    )
                 )
                 end = start
             kind = kind_of.get(sp.kind)
@@ -397,6 +526,10 @@ class OtlpConverter:
                 if status is None:
                     status = _enum(st.code, _STATUSES, _STATUS_NAMES, unset)
                 message = st.message or ""
+            key = bytes(sp.attributes)
+            attrs = get_attrs(key)
+            if attrs is None:
+                attrs = self._attributes(key, style)
             span = Span(
                 tid,
                 sid,
@@ -408,31 +541,42 @@ class OtlpConverter:
                 service,
                 status,
                 message,
-                attributes(sp.attributes),
+                attrs,
                 res_attrs,
                 _events(sp.events) if sp.events else (),
-                self._links(sp.links, tid) if sp.links else (),
+                _links(sp.links, tid, warn) if sp.links else (),
             )
             groups[tid].append(span)
             if parent is None:
                 roots.add(tid)
-            kept += 1
-        return kept
+        return len(spans) - dropped
 
-    def _links(self, links: list[Any], tid: str) -> tuple[Link, ...]:
-        out = []
-        for lk in links:
-            try:
-                out.append(
-                    Link(
-                        trace_id=normalize_id(lk.trace_id, 16, base64_ok=True),
-                        span_id=normalize_id(lk.span_id, 8, base64_ok=True),
-                        attributes=attributes(lk.attributes),
-                    )
+
+def _trace_id(raw: str | None) -> str:
+    """A trace id as written -> 32 lowercase hex characters (fast path for what SDKs write)."""
+    if raw is not None and len(raw) == 32:
+        try:
+            bytes.fromhex(raw)
+            return raw.lower()
+        except ValueError:
+            pass
+    return normalize_id(raw, 16, base64_ok=True)
+
+
+def _links(links: list[Any], tid: str, warn: Callable[[tuple[str | None, str]], None]) -> tuple[Link, ...]:
+    out = []
+    for lk in links:
+        try:
+            out.append(
+                Link(
+                    trace_id=normalize_id(lk.trace_id, 16, base64_ok=True),
+                    span_id=normalize_id(lk.span_id, 8, base64_ok=True),
+                    attributes=attributes(lk.attributes),
                 )
-            except BadId as e:
-                self.asm.warn(tid, f"a link was ignored: {e}")
-        return tuple(out)
+            )
+        except BadId as e:
+            warn((tid, f"a link was ignored: {e}"))
+    return tuple(out)
 
 
 def _events(events: list[Any]) -> tuple[Event, ...]:
