@@ -2,18 +2,22 @@
 
 The input is 1,000,000 spans (100,000 traces of 10 spans) as OTLP JSON lines, spans of a trace spread
 over several lines as a Collector's file exporter writes them (``bench/tracegen.py``, cached in the
-temp dir). Printed: analyze spans/s, the analyze/decode time ratio (same file, same JSON library:
-msgspec), the analyzer's peak RSS, and wall seconds. Goals (issue 3): >= 500,000 spans/s, ratio <= 3,
-RSS < 1 GB. The machine is shared, so CPU seconds are printed beside wall seconds, and the decode is
-timed before and after the analysis (the faster run counts).
+temp dir). The CLI runs twice: with the default ``--jobs auto`` (worker processes, one per core up to
+8, for a file this size) and with ``--jobs 1`` (one process). Printed for each: analyze spans/s, the
+analyze/decode time ratio (same file, same JSON library: msgspec), the peak RSS of the largest
+process (the CLI or one of its workers), wall seconds; then the speed-up and whether both reports
+are byte-identical. Goals (issue 3): >= 500,000 spans/s, ratio <= 3, RSS < 1 GB. The machine is
+shared, so CPU seconds are printed beside wall seconds, and the decode is timed before and after
+the analysis (the faster run counts).
 
 ``python -m bench analyze`` runs it; ``TRACEKIT_BENCH_TRACES`` shrinks the input for a quick look.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +27,7 @@ from pathlib import Path
 import msgspec
 
 from bench.tracegen import cached_otlp_jsonl
+from tracekit.analyze.parallel import choose_jobs
 
 SPANS_PER_TRACE = 10
 GOAL_SPANS_PER_S = 500_000
@@ -43,18 +48,39 @@ def decode_file(path: Path) -> tuple[float, float, int]:
     return time.perf_counter() - wall, time.process_time() - cpu, lines
 
 
-def analyze_file(path: Path, out: Path) -> tuple[float, float, float]:
-    """Run the CLI in a subprocess: (wall s, cpu s, peak RSS MB of the child)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = time.perf_counter()
+#: Runs a command and prints its exit code, CPU seconds and peak RSS (KiB) as JSON. In a fresh process,
+#: RUSAGE_CHILDREN covers that one run only, and its peak RSS is the largest of the CLI and its workers
+#: (Linux counts waited-for grandchildren).
+_MEASURE = (
+    "import json, resource, subprocess, sys\n"
+    "done = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE, text=True)\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(json.dumps([done.returncode, u.ru_utime + u.ru_stime, u.ru_maxrss, done.stderr[-500:]]))\n"
+)
+
+
+def analyze_file(path: Path, out: Path, jobs: str) -> tuple[float, float, float]:
+    """Run the CLI in a fresh subprocess: (wall s, cpu s of it and its workers, peak RSS MB)."""
     cmd = [sys.executable, "-m", "tracekit", "analyze", str(path), "--format", "json", "-o", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if jobs != "auto":
+        cmd += ["--jobs", jobs]
+    wall = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - wall
     if done.returncode != 0:
-        raise SystemExit(f"analyze failed ({done.returncode}): {done.stderr.strip()[:500]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu, after.ru_maxrss / 1024
+        raise SystemExit(f"measuring failed: {done.stderr.strip()[-500:]}")
+    code, cpu, rss_kb, stderr = json.loads(done.stdout)
+    if code != 0:
+        raise SystemExit(f"analyze failed ({code}): {stderr.strip()}")
+    return elapsed, cpu, rss_kb / 1024
+
+
+def digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def main() -> None:
@@ -62,28 +88,35 @@ def main() -> None:
     path = cached_otlp_jsonl(n_traces, SPANS_PER_TRACE)
     spans = n_traces * SPANS_PER_TRACE
     size_mb = path.stat().st_size / 1e6
+    jobs_auto = choose_jobs("auto", [str(path)])
     print(f"input: {path} ({size_mb:,.0f} MB, {spans:,} spans, {n_traces:,} traces)")
+    print(f"cpu count {os.cpu_count()}, --jobs auto -> {jobs_auto} process(es)")
     d1_wall, d1_cpu, lines = decode_file(path)
+    runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "report.json"
-        a_wall, a_cpu, rss_mb = analyze_file(path, out)
-        out_mb = out.stat().st_size / 1e6
-        with open(out, "rb") as f:
+        for jobs in ("auto", "1"):
+            out = Path(tmp) / f"report-{jobs}.json"
+            runs[jobs] = (*analyze_file(path, out, jobs), out.stat().st_size / 1e6, digest(out))
+        with open(Path(tmp) / "report-auto.json", "rb") as f:
             report = msgspec.json.decode(f.read())
     d2_wall, d2_cpu, _ = decode_file(path)
     d_wall, d_cpu = min(d1_wall, d2_wall), min(d1_cpu, d2_cpu)
     summary = report["summary"]
     assert summary["spans"] == spans, (summary["spans"], spans)
-    rate = spans / a_wall
-    rate_cpu = spans / a_cpu
-    ratio = a_wall / d_wall
-    ratio_cpu = a_cpu / d_cpu
     print(f"decode (msgspec, {lines:,} lines): {d_wall:.2f} s wall, {d_cpu:.2f} s cpu")
-    print(f"analyze --format json: {a_wall:.2f} s wall, {a_cpu:.2f} s cpu, report {out_mb:,.0f} MB")
-    print(f"spans/s:        {rate:,.0f} (wall)  {rate_cpu:,.0f} (cpu)   goal >= {GOAL_SPANS_PER_S:,}")
-    print(f"analyze/decode: {ratio:.2f} (wall)  {ratio_cpu:.2f} (cpu)   goal <= {GOAL_RATIO}")
-    print(f"peak RSS:       {rss_mb:,.0f} MB   goal < {GOAL_RSS_MB} MB")
-    print(f"wall seconds:   {a_wall:.2f}")
+    for jobs, label in (("auto", f"--jobs auto ({jobs_auto})"), ("1", "--jobs 1")):
+        a_wall, a_cpu, rss_mb, out_mb, _ = runs[jobs]
+        print(f"analyze --format json {label}: {a_wall:.2f} s wall, {a_cpu:.2f} s cpu, {out_mb:,.0f} MB out")
+        print(
+            f"  spans/s:        {spans / a_wall:,.0f} (wall)  {spans / a_cpu:,.0f} (cpu)"
+            f"   goal >= {GOAL_SPANS_PER_S:,}"
+        )
+        ratios = f"{a_wall / d_wall:.2f} (wall)  {a_cpu / d_cpu:.2f} (cpu)"
+        print(f"  analyze/decode: {ratios}   goal <= {GOAL_RATIO}")
+        print(f"  peak RSS:       {rss_mb:,.0f} MB (largest process)   goal < {GOAL_RSS_MB} MB")
+        print(f"  wall seconds:   {a_wall:.2f}")
+    print(f"speed-up (wall): {runs['1'][0] / runs['auto'][0]:.2f}x")
+    print(f"reports identical: {'yes' if runs['auto'][4] == runs['1'][4] else 'NO'}")
     print(
         f"traces {summary['traces']:,}, failed {summary['error_traces']:,}, layers: "
         + ", ".join(f"{k} {v['share']:.1%}" for k, v in summary["layers"].items())

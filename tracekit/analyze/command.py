@@ -52,6 +52,12 @@ class WarningSink:
         for message in held or ():
             click.echo(f"warning: {message}", err=True)
 
+    def add_counted(self, shown: list[str], total: int) -> None:
+        """Warnings gathered elsewhere (parallel workers): the first ones, and how many in all."""
+        for message in shown:
+            self(message)
+        self.count += total - len(shown)
+
     def discard(self) -> None:
         self.held = []
         self.count = 0
@@ -179,6 +185,14 @@ def _open_output(output: str | None, binary: bool) -> Iterator[IO[Any]]:
 )
 @click.option("--no-skew", is_flag=True, help="Do not adjust clock skew between hosts.")
 @click.option(
+    "--jobs",
+    "-j",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    help="Worker processes for JSON output of large files (auto: all cores, up to 8, from 64 MiB); 1: one.",
+)
+@click.option(
     "--warnings",
     "max_warnings",
     type=click.IntRange(min=0),
@@ -199,6 +213,7 @@ def analyze(
     lookback: str,
     limit: int,
     no_skew: bool,
+    jobs: str,
     max_warnings: int,
 ) -> None:
     """Where did the time go, and where did it break? Analyse exported traces.
@@ -226,6 +241,7 @@ def analyze(
             lookback,
             limit,
             no_skew,
+            jobs,
             sink,
         )
     except TracekitError as exc:
@@ -263,6 +279,7 @@ def _run(
     lookback: str,
     limit: int,
     no_skew: bool,
+    jobs: str,
     sink: WarningSink,
 ) -> None:
     from tracekit.analyze.api import Analysis
@@ -283,6 +300,12 @@ def _run(
         else get_renderer(out_format)
     )
     options = Options(rules=load_rules(rules_path), adjust_skew=not no_skew)
+    from tracekit.analyze import parallel
+
+    n_jobs = parallel.choose_jobs(jobs, paths)
+    if out_format == "json" and slowest is None and not jaeger_url and n_jobs > 1:
+        _run_parallel(paths, output, rules_path, trace_ids, no_skew, n_jobs, sink)
+        return
     jaeger = None
     if jaeger_url:
         jaeger = {
@@ -307,19 +330,19 @@ def _run(
 
         reports = (r for r in map(analysis.analyse, traces) if r is not None)
         first = next(reports, None)
-        _check_usable(analysis, errors, trace_ids, sink)
+        _check_usable(analysis.aggregator.traces, errors, trace_ids, sink)
         with _open_output(output, binary=True) as out:
             stream_json(out, _chain(first, reports), analysis.summary)
         return
 
     if renderer.input == "traces":
         kept = _keep_traces(analysis, traces, slowest)
-        _check_usable(analysis, errors, trace_ids, sink)
+        _check_usable(analysis.aggregator.traces, errors, trace_ids, sink)
         text = renderer.render(kept)
     else:
         for trace in traces:
             analysis.add(trace)
-        _check_usable(analysis, errors, trace_ids, sink)
+        _check_usable(analysis.aggregator.traces, errors, trace_ids, sink)
         report = analysis.report()
         if out_format == "text" and output in (None, "-"):
             from rich.console import Console
@@ -361,9 +384,37 @@ def _keep_traces(analysis: Any, traces: Iterator[Trace], slowest: int | None) ->
     return [t for _, _, t in sorted(kept, reverse=True)]
 
 
-def _check_usable(analysis: Any, errors: list[str], trace_ids: tuple[str, ...], sink: WarningSink) -> None:
+def _run_parallel(
+    paths: tuple[str, ...],
+    output: str | None,
+    rules_path: str | None,
+    trace_ids: tuple[str, ...],
+    no_skew: bool,
+    jobs: int,
+    sink: WarningSink,
+) -> None:
+    """JSON output with worker processes (``parallel.py``): the same report as one process."""
+    from tracekit.analyze import parallel
+
+    with parallel.work_directory(output) as work_dir:
+        result = parallel.analyze_parallel(
+            paths,
+            jobs,
+            work_dir,
+            rules_path=rules_path,
+            adjust_skew=not no_skew,
+            trace_ids=trace_ids,
+            warning_limit=sink.limit,
+        )
+        sink.add_counted(result.warnings, result.warning_count)
+        _check_usable(result.aggregator.traces, result.errors, trace_ids, sink)
+        with _open_output(output, binary=True) as out:
+            parallel.write_json(out, result)
+
+
+def _check_usable(traces: int, errors: list[str], trace_ids: tuple[str, ...], sink: WarningSink) -> None:
     """Nothing analysed is an error (exit 2): say why in one line. Otherwise let warnings out."""
-    if analysis.aggregator.traces:
+    if traces:
         sink.release()
         return
     if errors:

@@ -5,12 +5,20 @@ float per layer with time to that layer's ``array('d')`` (at most 72 bytes a tra
 the layer counts as an implied zero) and update a few counters; percentiles
 are computed once at the end. Routes and services get the same treatment, with the number of distinct
 routes capped (:data:`MAX_ROUTES`) so ids in URL paths cannot grow memory without bound.
+
+Parallel analysis (``tracekit/analyze/parallel.py``) folds each shard of the traces into its own
+aggregator and :func:`merge_aggregators` adds them up: the percentiles are computed over the union of
+the values, so the summary is the one a single process computes. For that, groups and failure reasons
+remember where they were first seen (``Trace.order``), which is what their order in the summary
+depends on when counts tie.
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from tracekit.analyze.model import LAYERS
@@ -49,9 +57,11 @@ def stats(values: array[float] | list[float], zeros: int = 0) -> dict[str, float
 class _Group:
     """Per-route or per-service figures."""
 
-    __slots__ = ("count", "errors", "layer_ns", "values")
+    __slots__ = ("count", "errors", "first", "layer_ns", "values")
 
-    def __init__(self) -> None:
+    def __init__(self, first: Any = None) -> None:
+        #: ``Trace.order`` of the first trace in the group (parallel runs only; else ``None``).
+        self.first = first
         self.count = 0
         self.errors = 0
         self.values: array[float] = array("d")
@@ -73,6 +83,8 @@ class Aggregator:
         self.routes: dict[str, _Group] = {}
         self.services: dict[str, _Group] = {}
         self.failures: Counter[tuple[str, str]] = Counter()
+        #: ``Trace.order`` of the first trace of each failure reason (parallel runs only).
+        self.failures_first: dict[tuple[str, str], Any] = {}
 
     def add(self, tree: SpanTree, route: str, failed: bool) -> None:
         """Count one analysed trace."""
@@ -87,11 +99,14 @@ class Aggregator:
         if failed:
             self.error_traces += 1
             diag = tree.diagnosis
-            self.failures[(str(diag["failed_layer"]), str(diag.get("kind", "error")))] += 1
+            reason = (str(diag["failed_layer"]), str(diag.get("kind", "error")))
+            if reason not in self.failures:
+                self.failures_first[reason] = tree.trace.order
+            self.failures[reason] += 1
 
         group = self.routes.get(route)
         if group is None:
-            group = self._new_route(route)
+            group = self._new_route(route, tree.trace.order)
         group.count += 1
         group.errors += failed
         group.values.append(duration_ms)
@@ -111,19 +126,19 @@ class Aggregator:
         for svc, ns in tree.service_ns.items():
             sgroup = services.get(svc)
             if sgroup is None:
-                sgroup = services[svc] = _Group()
+                sgroup = services[svc] = _Group(tree.trace.order)
             sgroup.count += 1
             sgroup.errors += failed
             sgroup.values.append(ns / 1e6)
 
-    def _new_route(self, route: str) -> _Group:
+    def _new_route(self, route: str, first: Any = None) -> _Group:
         """The group of a route not seen yet; past :data:`MAX_ROUTES` routes, the shared other group."""
         if len(self.routes) >= MAX_ROUTES:
             route = OTHER_ROUTE
             group = self.routes.get(route)
             if group is not None:
                 return group
-        group = self.routes[route] = _Group()
+        group = self.routes[route] = _Group(first)
         return group
 
     def summary(self) -> dict[str, Any]:
@@ -155,7 +170,8 @@ class Aggregator:
         services = {}
         for svc, group in sorted(self.services.items()):
             entry = {"traces": group.count, "errors": group.errors, **stats(group.values)}
-            entry["share"] = round(sum(group.values) * 1e6 / total, 6)
+            # fsum: exact, so the result does not depend on the order the values were added in
+            entry["share"] = round(math.fsum(group.values) * 1e6 / total, 6)
             services[svc] = entry
         by_layer: Counter[str] = Counter()
         for (layer, _kind), n in self.failures.items():
@@ -177,3 +193,73 @@ class Aggregator:
             "services": services,
             "failures": failures,
         }
+
+
+def _merge_group(into: _Group | None, part: _Group) -> _Group:
+    if into is None:
+        into = _Group(part.first)
+    elif part.first is not None and (into.first is None or part.first < into.first):
+        into.first = part.first
+    into.count += part.count
+    into.errors += part.errors
+    into.values.extend(part.values)
+    for layer, ns in part.layer_ns.items():
+        into.layer_ns[layer] = into.layer_ns.get(layer, 0) + ns
+    return into
+
+
+def _by_first(items: Iterable[tuple[Any, Any]], first: Any) -> list[tuple[Any, Any]]:
+    """Items in first-seen order: the insertion order a single aggregator would have given them."""
+    return sorted(items, key=lambda kv: first(kv))
+
+
+def merge_aggregators(parts: list[Aggregator]) -> Aggregator:
+    """One aggregator holding what ``parts`` (disjoint sets of traces) hold; see the module docstring.
+
+    The summary equals a single aggregator's over all the traces: counters add up, value arrays are
+    concatenated (percentiles and means sort them first), and routes, services and failure reasons
+    are re-inserted in the order they were first seen, so ties in the summary's sort by count come
+    out the same. One difference remains: past :data:`MAX_ROUTES` distinct routes, each part chose
+    its own first 1,000, so which routes are folded into :data:`OTHER_ROUTE` may differ.
+    """
+    merged = Aggregator()
+    routes: dict[str, _Group] = {}
+    services: dict[str, _Group] = {}
+    failures_first: dict[tuple[str, str], Any] = {}
+    for part in parts:
+        merged.traces += part.traces
+        merged.spans += part.spans
+        merged.error_traces += part.error_traces
+        merged.total_ns += part.total_ns
+        merged.durations.extend(part.durations)
+        for layer in LAYERS:
+            merged.layer_ms[layer].extend(part.layer_ms[layer])
+            merged.layer_ns[layer] += part.layer_ns[layer]
+            merged.layer_count[layer] += part.layer_count[layer]
+        for name, group in part.routes.items():
+            routes[name] = _merge_group(routes.get(name), group)
+        for name, group in part.services.items():
+            services[name] = _merge_group(services.get(name), group)
+        merged.failures.update(part.failures)
+        for reason, first in part.failures_first.items():
+            if reason not in failures_first or first < failures_first[reason]:
+                failures_first[reason] = first
+
+    def first_of(kv: tuple[Any, _Group]) -> Any:
+        return kv[1].first
+
+    # Routes: the first MAX_ROUTES seen keep their own group, the rest go to the shared one.
+    other: _Group | None = None
+    kept: list[tuple[str, _Group]] = []
+    for name, group in _by_first(routes.items(), first_of):
+        if name != OTHER_ROUTE and len(kept) < MAX_ROUTES:
+            kept.append((name, group))
+        else:
+            other = _merge_group(other, group)
+    if other is not None:
+        kept.append((OTHER_ROUTE, other))
+    merged.routes = dict(_by_first(kept, first_of))
+    merged.services = dict(_by_first(services.items(), first_of))
+    merged.failures = Counter(dict(_by_first(merged.failures.items(), lambda kv: failures_first[kv[0]])))
+    merged.failures_first = failures_first
+    return merged

@@ -26,8 +26,11 @@ from tracekit.analyze.model import Trace
 from tracekit.analyze.readers.assemble import DEFAULT_MAX_OPEN_SPANS, DEFAULT_WINDOW_SPANS, TraceAssembler
 from tracekit.analyze.readers.common import (
     DEFAULT_MAX_LINE_BYTES,
+    END_LINE,
+    Shard,
     WarningCallback,
     WarningReporter,
+    log,
     open_source,
     split_frames,
 )
@@ -42,7 +45,7 @@ from tracekit.analyze.readers.detect import (
 )
 from tracekit.errors import TraceFormatError, UnknownFormatError
 
-__all__ = ["FORMATS", "read_traces"]
+__all__ = ["FORMATS", "Shard", "read_traces"]
 
 #: Format names ``read_traces(format=...)`` accepts.
 FORMATS = tuple(sorted(FORMAT_ALIASES))
@@ -54,7 +57,7 @@ def _converter(fmt: str, asm: TraceAssembler, report: WarningReporter) -> Any:
     if fmt == OTLP:
         from tracekit.analyze.readers.otlp import OtlpConverter
 
-        return OtlpConverter(asm, report)
+        return OtlpConverter(asm, report, shard=asm.shard)
     if fmt == JAEGER:
         from tracekit.analyze.readers.jaeger import JaegerConverter
 
@@ -86,6 +89,7 @@ def read_traces(
     window_spans: int = DEFAULT_WINDOW_SPANS,
     max_open_spans: int = DEFAULT_MAX_OPEN_SPANS,
     name: str | None = None,
+    shard: Shard | tuple[int, int] | None = None,
 ) -> Iterator[Trace]:
     """Yield the traces in ``source`` (a path, ``"-"`` for stdin, or a binary file object).
 
@@ -96,6 +100,11 @@ def read_traces(
         warnings go to the ``tracekit.analyze.readers`` logger.
     :param max_line_bytes: longest JSONL line accepted; longer lines are skipped, never loaded.
     :param window_spans: / ``max_open_spans``: the completeness rule's knobs (see ``assemble.py``).
+    :param shard: ``(index, count)`` or a :class:`Shard`: emit only the traces whose id falls in
+        this shard (parallel analysis: every worker reads the whole input). Each such trace is
+        exactly what a plain read would emit, with ``Trace.order`` set. Warnings about the input
+        itself (bad lines) go to ``on_warning`` from shard 0 only, so N workers report them once;
+        ``max_open_spans`` is shared out between the shards (memory stays bounded overall).
     :raises TraceFormatError: nothing usable could be read (message names file, line, field).
     :raises UnknownFormatError: the content is not a trace format tracekit reads.
     """
@@ -104,12 +113,25 @@ def read_traces(
         fmt_forced = FORMAT_ALIASES.get(format.lower())
         if fmt_forced is None:
             raise UnknownFormatError(f"unknown format {format!r} (expected one of: otlp, jaeger, zipkin)")
+    if shard is not None and not isinstance(shard, Shard):
+        shard = Shard(*shard)
     src = open_source(source, name=name)
     report = WarningReporter(src.name, on_warning)
+    on_empty = report.warn
+    if shard is not None:
+        max_open_spans = max(1, max_open_spans // shard.count)
+        # A trace all of whose spans were dropped only exists in its own shard: report it from there.
+        on_empty = _source_warning(src.name, on_warning)
+        if shard.index != 0:
+            report = WarningReporter(src.name, _ignore)  # still counts, for the "nothing usable" error
     try:
         fmt = fmt_forced or detect_format(src.head, src.name)
         asm = TraceAssembler(
-            src.name, window_spans=window_spans, max_open_spans=max_open_spans, on_empty=report.warn
+            src.name,
+            window_spans=window_spans,
+            max_open_spans=max_open_spans,
+            on_empty=on_empty,
+            shard=shard,
         )
         conv = _converter(fmt, asm, report)
         label = {OTLP: "OTLP JSON", JAEGER: "Jaeger JSON", ZIPKIN: "Zipkin v2 JSON"}[fmt]
@@ -124,6 +146,8 @@ def read_traces(
                     raise TraceFormatError(f"{label}: {error_text(e)}", path=src.name) from None
                 _read_concatenated(data, conv, label, src.name)
             del data
+        if shard is not None:
+            shard.line = END_LINE
         yield from asm.finish()
         if conv.spans_ok == 0:
             if report.first_error is not None:
@@ -136,8 +160,20 @@ def read_traces(
                 raise TraceFormatError(message + more, path=src.name, line=line)
             raise TraceFormatError(f"{label}: no spans found", path=src.name)
     finally:
+        if shard is not None:
+            shard.line = END_LINE  # the closing count comes after every trace of the source
         report.finish()
         src.close()
+
+
+def _ignore(message: str) -> None:
+    """Input warnings of shards other than 0: shard 0 reports the same ones."""
+
+
+def _source_warning(name: str, on_warning: WarningCallback | None) -> WarningCallback:
+    if on_warning is None:
+        return lambda message: log.warning("%s: %s", name, message)
+    return lambda message: on_warning(f"{name}: {message}")
 
 
 def _read_concatenated(data: bytes, conv: Any, label: str, name: str) -> None:
@@ -153,7 +189,10 @@ def _read_lines(
     src: Any, conv: Any, asm: TraceAssembler, report: WarningReporter, max_line_bytes: int, label: str
 ) -> Iterator[Trace]:
     feed = conv.feed
+    shard = asm.shard
     for lineno, line in src.iter_lines(max_line_bytes):
+        if shard is not None:
+            shard.line = lineno
         if line is None:
             report.warn(f"line longer than {max_line_bytes} bytes; skipped without loading it", line=lineno)
             continue

@@ -15,6 +15,10 @@ with the file; emitting per line would split traces. The rule (also in docs/anal
   same trace id and a warning that it arrived late.
 
 Single-document inputs feed the same assembler and emit everything at the end.
+
+With a ``shard`` (parallel analysis, ``tracekit/analyze/parallel.py``) the assembler keeps only the
+traces of its shard, but counts every span read, so the window rule judges each of its traces exactly
+as a single-process run would; every trace it emits carries ``Trace.order``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable, Iterator
 from operator import attrgetter
 
 from tracekit.analyze.model import Span, Trace
+from tracekit.analyze.readers.common import Shard
 
 #: Default number of spans read after a trace's last span before a rooted trace is emitted. The
 #: collector's batch processor sends 8192 spans or every 200 ms, so this covers a dozen full batches.
@@ -71,6 +76,7 @@ class TraceAssembler:
         max_open_spans: int = DEFAULT_MAX_OPEN_SPANS,
         on_late: Callable[[str], None] | None = None,
         on_empty: Callable[[str], None] | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.source = source
         self.window_spans = window_spans
@@ -83,6 +89,8 @@ class TraceAssembler:
         self._on_late = on_late
         #: Receives the warnings of a trace all of whose spans were dropped (nothing to emit).
         self.on_empty = on_empty
+        #: Only the traces of this shard are kept (the others' spans are only counted).
+        self.shard = shard
         self.spans_read = 0
         self.open_spans = 0
         self.traces_emitted = 0
@@ -107,7 +115,14 @@ class TraceAssembler:
         return o
 
     def add_spans(self, trace_id: str, spans: list[Span], has_root: bool) -> None:
-        """Add spans of one trace (readers group a batch by trace id first: one lookup per group)."""
+        """Add spans of one trace (readers group a batch by trace id first: one lookup per group).
+
+        With a shard, spans of another shard's trace are only counted (readers may pass placeholders
+        for them instead of spans, see the OTLP converter).
+        """
+        if self.shard is not None and not self.shard.owns(trace_id):
+            self.spans_read += len(spans)
+            return
         o = self._get(trace_id)
         o.spans.extend(spans)
         if has_root:
@@ -121,13 +136,21 @@ class TraceAssembler:
 
     def warn(self, trace_id: str, message: str) -> None:
         """Attach a warning to a trace (opening it if needed, so the warning is not lost)."""
+        if self.shard is not None and not self.shard.owns(trace_id):
+            return  # the shard that owns the trace reports it
         o = self._open.get(trace_id) or self._waiting.get(trace_id)
         if o is None:
             o = self._get(trace_id)
         o.warn(message)
 
     # -- output ------------------------------------------------------------------------------
-    def _emit(self, trace_id: str, o: _Open, extra: str | None = None) -> Trace | None:
+    def _emit(self, trace_id: str, o: _Open, phase: int, extra: str | None = None) -> Trace | None:
+        """The trace to hand out (``None`` when all its spans were dropped).
+
+        ``phase`` says which rule emitted it (1 window, 2 open-span cap, 3 and 4 end of input: open,
+        then waiting traces); with a shard it goes into ``Trace.order`` with the line and the trace's
+        last position, which is the order a single-process run emits traces in.
+        """
         self.open_spans -= len(o.spans)
         if not o.spans:
             if self.on_empty is not None:
@@ -150,7 +173,10 @@ class TraceAssembler:
         if len(self._flushed) > REMEMBER_FLUSHED:
             self._flushed.popitem(last=False)
         self.traces_emitted += 1
-        return Trace(trace_id=trace_id, spans=spans, warnings=warnings, source=self.source)
+        trace = Trace(trace_id=trace_id, spans=spans, warnings=warnings, source=self.source)
+        if self.shard is not None:
+            trace.order = (self.shard.line, phase, o.last)
+        return trace
 
     def ready(self) -> Iterator[Trace]:
         """Traces judged complete now (call at a batch/line boundary)."""
@@ -162,7 +188,7 @@ class TraceAssembler:
                 break
             del open_[trace_id]
             if o.has_root:
-                t = self._emit(trace_id, o)
+                t = self._emit(trace_id, o, 1)
                 if t is not None:
                     yield t
             else:
@@ -173,6 +199,7 @@ class TraceAssembler:
             t = self._emit(
                 trace_id,
                 o,
+                2,
                 f"emitted before it was complete: more than {self.max_open_spans} spans were open at once",
             )
             if t is not None:
@@ -180,9 +207,9 @@ class TraceAssembler:
 
     def finish(self) -> Iterator[Trace]:
         """Everything still open, at the end of the input."""
-        for pool in (self._open, self._waiting):
+        for phase, pool in ((3, self._open), (4, self._waiting)):
             while pool:
                 trace_id, o = pool.popitem(last=False)
-                t = self._emit(trace_id, o)
+                t = self._emit(trace_id, o, phase)
                 if t is not None:
                     yield t

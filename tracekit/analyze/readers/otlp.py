@@ -30,7 +30,7 @@ import msgspec
 
 from tracekit.analyze.model import Event, Link, Span, SpanKind, StatusCode
 from tracekit.analyze.readers.assemble import TraceAssembler
-from tracekit.analyze.readers.common import BadId, WarningReporter, clip, normalize_id
+from tracekit.analyze.readers.common import BadId, Shard, WarningReporter, clip, normalize_id
 
 _OptStr = str | None
 #: int64 as a JSON number or string: ``strict=False`` decoding turns "123" into 123 in C.
@@ -346,9 +346,14 @@ class OtlpConverter:
     decoding and the dict building, and the memory of the open traces.
     """
 
-    def __init__(self, asm: TraceAssembler, report: WarningReporter) -> None:
+    def __init__(self, asm: TraceAssembler, report: WarningReporter, shard: Shard | None = None) -> None:
         self.asm = asm
         self.report = report
+        #: Parallel analysis: spans of other shards' traces are not built, only counted (as ``None``
+        #: placeholders in their trace's group, so the assembler counts them where a plain read would).
+        self.shard = shard
+        #: Normalised trace id -> whether this shard owns it (only with a shard).
+        self._owned: dict[str, bool] = {}
         self.spans_ok = 0
         #: Per style: raw ``attributes`` JSON -> dict, and raw resource attributes -> (dict, service).
         self._attrs: dict[_Style, dict[bytes, dict[str, Any]]] = {_CAMEL: {}, _SNAKE: {}}
@@ -393,6 +398,7 @@ class OtlpConverter:
         tids = self._trace_ids
         if len(tids) > TRACE_ID_CACHE_SIZE:
             tids.clear()
+            self._owned.clear()
         #: Warnings as (trace id or None for the source, message), reported once the line is converted.
         pending: list[tuple[str | None, str]] = []
         kept = 0
@@ -460,6 +466,8 @@ class OtlpConverter:
         warn = pending.append
         cache = self._attrs[style]
         get_attrs = cache.get
+        shard = self.shard
+        owned = self._owned
         for sp in spans:
             # A trace id repeats on every span of its trace: normalise it once (see _trace_ids).
             raw_tid = sp.trace_id
@@ -472,6 +480,18 @@ class OtlpConverter:
                     dropped += 1
                     continue
                 tids[raw_tid] = tid
+            if shard is not None:
+                mine = owned.get(tid)
+                if mine is None:
+                    mine = owned[tid] = shard.owns(tid)
+                if not mine:
+                    # Another shard's span: checked only as far as a plain read would drop it (so
+                    # every shard agrees on "nothing usable"), then counted, never built.
+                    if not _plain_span_id_ok(sp.span_id):
+                        dropped += 1
+                    else:
+                        groups[tid].append(None)  # type: ignore[arg-type]
+                    continue
             # Fast path for span ids: 16 hex characters (what every SDK and the Collector write).
             # fromhex() validates in C; lower() is cheaper than islower(), which is slow on digits.
             sid = sp.span_id
@@ -550,6 +570,21 @@ class OtlpConverter:
             if parent is None:
                 roots.add(tid)
         return len(spans) - dropped
+
+
+def _plain_span_id_ok(sid: Any) -> bool:
+    """Whether ``_spans`` would keep a span with this span id (the same checks, no warning)."""
+    try:
+        if len(sid) == 16:
+            bytes.fromhex(sid)
+            return True
+    except (ValueError, TypeError):
+        pass
+    try:
+        normalize_id(sid, 8, base64_ok=True)
+    except BadId:
+        return False
+    return True
 
 
 def _trace_id(raw: str | None) -> str:

@@ -1,0 +1,197 @@
+"""``tracekit analyze --jobs N``: worker processes give the same report as one process.
+
+Every test runs the real CLI twice in subprocesses (``--jobs 1`` and ``--jobs 2``, with
+``TRACEKIT_PARALLEL_MIN_BYTES=1`` so small files qualify) and compares what a user gets: the summary,
+the trace objects (as dicts keyed by trace id, and also byte for byte: the workers' traces are merged
+back into read order), stderr and the exit code.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.analyze.truth import request_trace, to_jaeger, to_otlp_lines, to_zipkin
+from tracekit.analyze.parallel import MIN_BYTES_ENV, choose_jobs, usable_cpus
+from tracekit.analyze.readers import read_traces
+
+FAILURES = ("edge", "ingress", "service", "app", "sidecar", "db", "envoy")
+
+
+def analyze(*args: str, jobs: int, tmp: Path) -> tuple[int, bytes, str]:
+    """Run the CLI; return (exit code, the JSON report's bytes or b"", stderr)."""
+    out = tmp / f"report-{jobs}.json"
+    if out.exists():
+        out.unlink()
+    env = dict(os.environ, **{MIN_BYTES_ENV: "1"})
+    cmd = [sys.executable, "-m", "tracekit", "analyze", *args, "--format", "json", "-o", str(out)]
+    done = subprocess.run(
+        [*cmd, "--jobs", str(jobs)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, out.read_bytes() if out.exists() else b"", done.stderr
+
+
+def assert_same(*args: str, tmp: Path) -> dict:
+    """Both runs agree; returns the report."""
+    code1, out1, err1 = analyze(*args, jobs=1, tmp=tmp)
+    code2, out2, err2 = analyze(*args, jobs=2, tmp=tmp)
+    assert code1 == 0, err1
+    assert (code2, err2) == (code1, err1)
+    one, two = json.loads(out1), json.loads(out2)
+    assert two["summary"] == one["summary"]
+    assert {t["trace_id"]: t for t in two["traces"]} == {t["trace_id"]: t for t in one["traces"]}
+    assert out2 == out1  # same order too
+    return one
+
+
+def write_lines(path: Path, traces: list, per_line: int = 7) -> Path:
+    path.write_text(to_otlp_lines([s for b in traces for s in b.spans], per_line=per_line))
+    return path
+
+
+@pytest.fixture(scope="module")
+def truth_traces() -> list:
+    """Ground-truth requests: fan-out, clock skew on the app's node, FOLLOWS_FROM, failures."""
+    out = []
+    for n in range(1, 41):
+        out.append(
+            request_trace(
+                n,
+                fanout=0 if n % 3 == 0 else 2 + n % 2,
+                skew_node="node-2" if n % 7 == 0 else None,
+                skew_us=150_000 if n % 7 == 0 else 0,
+                follows_from=n % 5 == 1,
+                failure="db" if n % 11 == 0 else None,
+            )
+        )
+    return out
+
+
+def test_truth_file_same_report(tmp_path: Path, truth_traces: list) -> None:
+    path = write_lines(tmp_path / "truth.jsonl", truth_traces)
+    report = assert_same(str(path), tmp=tmp_path)
+    assert report["summary"]["traces"] == len(truth_traces)
+
+
+def test_failures_same_report(tmp_path: Path) -> None:
+    traces = [request_trace(200 + i, failure=FAILURES[i % len(FAILURES)]) for i in range(21)]
+    traces += [request_trace(300 + i) for i in range(9)]
+    path = write_lines(tmp_path / "failures.jsonl", traces, per_line=4)
+    report = assert_same(str(path), tmp=tmp_path)
+    assert report["summary"]["error_traces"] == 21
+    assert len(report["summary"]["failures"]["by_reason"]) >= 5
+
+
+def test_bad_lines_same_warnings(tmp_path: Path, truth_traces: list) -> None:
+    lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=5).splitlines()
+    lines.insert(3, "garbage that is not JSON")
+    lines.insert(9, lines[8][: len(lines[8]) // 2])  # a truncated line
+    lines.append('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "1"}]}]}]}')
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert_same(str(path), tmp=tmp_path)
+    # The cap on warnings picks the same first ones and counts the same rest.
+    assert_same(str(path), "--warnings", "2", tmp=tmp_path)
+    code, _, err = analyze(str(path), "--warnings", "2", jobs=2, tmp=tmp_path)
+    assert code == 0 and "more warning(s) not shown" in err, err
+
+
+def test_many_bad_lines_same_capped_warnings(tmp_path: Path, truth_traces: list) -> None:
+    """More bad lines than the reader reports one by one (50 per file): same shown, same counts."""
+    lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=2).splitlines()
+    for i in range(len(lines) - 1, 0, -3):
+        lines.insert(i, f"bad line {i}")
+    path = tmp_path / "many-bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert_same(str(path), "--warnings", "100", tmp=tmp_path)
+    code, _, err = analyze(str(path), "--warnings", "100", jobs=2, tmp=tmp_path)
+    assert code == 0 and "more warnings not shown" in err, err
+
+
+def test_nothing_usable_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.jsonl"
+    path.write_text('{"resourceSpans": 3}\nnot json either\n')
+    code1, out1, err1 = analyze(str(path), jobs=1, tmp=tmp_path)
+    code2, out2, err2 = analyze(str(path), jobs=2, tmp=tmp_path)
+    assert code1 == code2 == 2
+    assert err2 == err1 and len(err2.strip().splitlines()) == 1, err2
+    assert "garbage.jsonl:1" in err2
+    assert out1 == out2 == b""
+
+
+def test_gz_and_several_files(tmp_path: Path, truth_traces: list) -> None:
+    plain = write_lines(tmp_path / "a.jsonl", truth_traces[:20])
+    packed = tmp_path / "b.jsonl.gz"
+    packed.write_bytes(gzip.compress(write_lines(tmp_path / "b.jsonl", truth_traces[20:]).read_bytes()))
+    assert_same(str(packed), tmp=tmp_path)
+    unusable = tmp_path / "empty.json"
+    unusable.write_text("")
+    # Several files, one of them unusable: a warning, the others analysed.
+    report = assert_same(str(plain), str(unusable), str(packed), tmp=tmp_path)
+    assert report["summary"]["traces"] == len(truth_traces)
+
+
+def test_jaeger_and_zipkin_documents(tmp_path: Path, truth_traces: list) -> None:
+    """Single documents: the shard filter sits in the assembler for these formats."""
+    jaeger = tmp_path / "jaeger.json"
+    jaeger.write_text(json.dumps(to_jaeger([b.spans for b in truth_traces])))
+    zipkin = tmp_path / "zipkin.json"
+    zipkin.write_text(json.dumps(to_zipkin([s for b in truth_traces[:10] for s in b.spans])))
+    report = assert_same(str(jaeger), str(zipkin), tmp=tmp_path)
+    assert report["summary"]["traces"] == len(truth_traces) + 10
+
+
+def test_trace_id_filter(tmp_path: Path, truth_traces: list) -> None:
+    path = write_lines(tmp_path / "truth.jsonl", truth_traces)
+    report = assert_same(str(path), "--trace-id", "7", "--trace-id", "0x0C", tmp=tmp_path)
+    assert report["summary"]["traces"] == 2
+    code1, _, err1 = analyze(str(path), "--trace-id", "abcdef", jobs=1, tmp=tmp_path)
+    code2, _, err2 = analyze(str(path), "--trace-id", "abcdef", jobs=2, tmp=tmp_path)
+    assert code1 == code2 == 2 and err1 == err2
+
+
+def test_shards_complete_traces_like_one_reader(tmp_path: Path, truth_traces: list) -> None:
+    """The shards' traces are exactly the plain reader's, judged complete at the same point.
+
+    A tiny window makes the completeness rule matter: traces spread over lines, late parts.
+    """
+    spans = [s for b in truth_traces for s in b.spans]
+    spans = spans[::2] + spans[1::2]  # every trace gets split far apart: late parts
+    path = tmp_path / "interleaved.jsonl"
+    path.write_text(to_otlp_lines(spans, per_line=3))
+    plain = list(read_traces(path, window_spans=20))
+    shards = [t for i in range(3) for t in read_traces(path, window_spans=20, shard=(i, 3))]
+    shards.sort(key=lambda t: t.order)
+    assert [(t.trace_id, t.spans, t.warnings) for t in shards] == [
+        (t.trace_id, t.spans, t.warnings) for t in plain
+    ]
+    assert any("arrived after it was emitted" in w for t in plain for w in t.warnings)
+
+
+def test_choose_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text("{}\n")
+    monkeypatch.setenv(MIN_BYTES_ENV, "1000")
+    assert choose_jobs("auto", [str(path)]) == 1  # small input: one process
+    assert choose_jobs("3", [str(path)]) == 3
+    assert choose_jobs("4", ["-"]) == 1  # stdin cannot be read by several workers
+    monkeypatch.setenv(MIN_BYTES_ENV, "1")
+    assert choose_jobs("auto", [str(path)]) == min(usable_cpus(), 8)
+
+
+def test_bad_jobs_value_is_one_line(tmp_path: Path, truth_traces: list) -> None:
+    path = write_lines(tmp_path / "truth.jsonl", truth_traces[:3])
+    code, _, err = analyze(str(path), jobs=0, tmp=tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--jobs" in err, err
