@@ -347,6 +347,18 @@ class WarningReporter:
             self._emit(f"{self.source}: {self.count - MAX_REPORTED_WARNINGS} more warnings not shown")
 
 
+def us_to_ns(value: int | float | None) -> int:
+    """Microseconds (Jaeger and Zipkin timestamps and durations) to integer nanoseconds; None is 0."""
+    if value is None:
+        return 0
+    if value.__class__ is int:
+        return value * 1000  # type: ignore[operator]
+    # Floats (1.559594222395e+15) are whole microseconds written in exponent form: convert the
+    # microseconds first, or the float's 53-bit mantissa loses nanosecond precision.
+    whole = round(value)
+    return whole * 1000 if whole == value else round(value * 1000)
+
+
 def clip(text: str, n: int = 120) -> str:
     """One line, at most ``n`` characters: error messages quote input, which can be anything."""
     text = " ".join(str(text).split())

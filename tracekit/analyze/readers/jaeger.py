@@ -14,7 +14,14 @@ import msgspec
 
 from tracekit.analyze.model import Event, Link, RefType, Span, SpanKind, StatusCode
 from tracekit.analyze.readers.assemble import TraceAssembler
-from tracekit.analyze.readers.common import BadId, WarningReporter, is_all_zero, looks_hex, normalize_id
+from tracekit.analyze.readers.common import (
+    BadId,
+    WarningReporter,
+    is_all_zero,
+    looks_hex,
+    normalize_id,
+    us_to_ns,
+)
 
 
 class _Tag(msgspec.Struct, gc=False):
@@ -105,17 +112,6 @@ def tags_dict(tags: list[_Tag] | None) -> dict[str, Any]:
     return {t.key: tag_value(t) for t in tags} if tags else {}
 
 
-def _us_to_ns(value: int | float | None) -> int:
-    if value is None:
-        return 0
-    if value.__class__ is int:
-        return value * 1000  # type: ignore[operator]
-    # Floats (1.559594222395e+15) are whole microseconds written in exponent form: convert the
-    # microseconds first, or the float's 53-bit mantissa loses nanosecond precision.
-    whole = round(value)
-    return whole * 1000 if whole == value else round(value * 1000)
-
-
 class JaegerConverter:
     """Turns decoded Jaeger documents into model spans (see the module docstring for the mapping)."""
 
@@ -180,8 +176,8 @@ class JaegerConverter:
                 self.asm.warn(tid, f"span {sid}: processID {sp.processID!r:.40} not in processes")
             service, resource = self._process(proc)
             attrs = tags_dict(sp.tags)
-            start = _us_to_ns(sp.startTime)
-            duration = _us_to_ns(sp.duration)
+            start = us_to_ns(sp.startTime)
+            duration = us_to_ns(sp.duration)
             if sp.startTime is None:
                 self.asm.warn(tid, f"span {sid}: no startTime; placed at 0")
             if duration < 0:
@@ -192,7 +188,7 @@ class JaegerConverter:
             events = tuple(
                 Event(
                     name=str(f.get("event", f.get("message", "log"))),
-                    time_ns=_us_to_ns(lg.timestamp),
+                    time_ns=us_to_ns(lg.timestamp),
                     attributes=f,
                 )
                 for lg in sp.logs or ()

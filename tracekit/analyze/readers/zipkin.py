@@ -23,7 +23,14 @@ import msgspec
 
 from tracekit.analyze.model import Event, Span, SpanKind, StatusCode
 from tracekit.analyze.readers.assemble import TraceAssembler
-from tracekit.analyze.readers.common import BadId, WarningReporter, derived_span_id, is_all_zero, normalize_id
+from tracekit.analyze.readers.common import (
+    BadId,
+    WarningReporter,
+    derived_span_id,
+    is_all_zero,
+    normalize_id,
+    us_to_ns,
+)
 
 
 class _Endpoint(msgspec.Struct, gc=False):
@@ -62,17 +69,6 @@ _KINDS = {
     "PRODUCER": SpanKind.PRODUCER,
     "CONSUMER": SpanKind.CONSUMER,
 }
-
-
-def _us_to_ns(value: int | float | None) -> int:
-    if value is None:
-        return 0
-    if value.__class__ is int:
-        return value * 1000  # type: ignore[operator]
-    # Floats (1.559594222395e+15) are whole microseconds written in exponent form: convert the
-    # microseconds first, or the float's 53-bit mantissa loses nanosecond precision.
-    whole = round(value)
-    return whole * 1000 if whole == value else round(value * 1000)
 
 
 class _Half:
@@ -210,8 +206,8 @@ class ZipkinConverter:
                 tags.setdefault("network.peer.address", remote.ipv4 or remote.ipv6)
             if remote.port:
                 tags.setdefault("network.peer.port", remote.port)
-        start = _us_to_ns(z.timestamp)
-        duration = _us_to_ns(z.duration)
+        start = us_to_ns(z.timestamp)
+        duration = us_to_ns(z.duration)
         if duration < 0:
             self.asm.warn(h.tid, f"span {h.sid}: negative duration; clamped to zero")
             duration = 0
@@ -221,7 +217,7 @@ class ZipkinConverter:
             status, message = StatusCode.UNSET, ""
         kind = _KINDS.get((z.kind or "").upper(), SpanKind.INTERNAL)
         events = tuple(
-            Event(name=a.value or "", time_ns=_us_to_ns(a.timestamp))
+            Event(name=a.value or "", time_ns=us_to_ns(a.timestamp))
             for a in annotations
             if a.timestamp is not None
         )
