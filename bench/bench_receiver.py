@@ -5,7 +5,8 @@ share its interpreter). protobuf: the SDK's ``OTLPSpanExporter`` (http/protobuf)
 the same spans in OTLP/JSON posted with ``requests`` (the Python SDK has no JSON exporter). Batches of
 512 spans, the BatchSpanProcessor's default export size. Also printed: the receiver's own CPU cost per
 batch measured in process (decode + OTLP JSON line, no HTTP) and the exporter's encoding cost, which
-bound what one client and one receiver can do.
+bound what one client and one receiver can do, next to the generic ``json_format`` conversions the
+receiver's fast paths replace (and are tested against).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
 import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -89,12 +91,17 @@ def bench_json(url: str, batch: list[ReadableSpan]) -> float:
     return took
 
 
-def _per_batch(work: object) -> float:
+def _per_batch(work: object, rounds: int = ROUNDS) -> float:
     assert callable(work)
+    work()  # warm up
     started = time.perf_counter()
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         work()
-    return (time.perf_counter() - started) / ROUNDS
+    return (time.perf_counter() - started) / rounds
+
+
+def _cpu(seconds: float) -> str:
+    return f"{_rate(BATCH, seconds)}  ({seconds * 1000:5.1f} ms, {seconds / BATCH * 1e6:5.1f} µs/span)"
 
 
 def main() -> None:
@@ -120,19 +127,28 @@ def main() -> None:
     request = encode_spans(batch)
     pb_body, js_body = request.SerializeToString(), codec.to_otlp_json(request)
     encode = _per_batch(lambda: encode_spans(batch).SerializeToString())
-    pb_cpu = _per_batch(lambda: codec.to_otlp_json(codec.decode(pb_body, codec.PROTOBUF)))
-    js_cpu = _per_batch(lambda: codec.to_otlp_json(codec.decode(js_body, codec.JSON)))
+    pb_cpu = _per_batch(lambda: codec.ingest(pb_body, codec.PROTOBUF).otlp_json())
+    js_cpu = _per_batch(lambda: codec.ingest(js_body, codec.JSON).otlp_json())
+    # The generic paths the fast ones replace: json_format.MessageToDict, and json_format.ParseDict.
+    pb_ref = _per_batch(
+        lambda: msgspec.json.encode(codec.to_otlp_dict_reference(codec.decode(pb_body, codec.PROTOBUF)))
+    )
+    js_ref = _per_batch(lambda: codec.to_otlp_json(codec.decode(js_body, codec.JSON)), rounds=5)
     print(f"receiver ingest (tracekit collect), {ROUNDS} exports of {BATCH} spans over loopback:")
     print(f"  protobuf (OTLPSpanExporter)        {_rate(total, pb)}  ({pb / ROUNDS * 1000:.1f} ms/export)")
     gz_ms = pb_gzip / ROUNDS * 1000
     print(f"  protobuf + gzip (OTLPSpanExporter) {_rate(total, pb_gzip)}  ({gz_ms:.1f} ms/export)")
     print(f"  OTLP/JSON (requests)               {_rate(total, js)}  ({js / ROUNDS * 1000:.1f} ms/export)")
     print("CPU per batch, in process:")
-    print(f"  exporter encode (client side)      {_rate(BATCH, encode)}  ({encode * 1000:.1f} ms)")
-    print(f"  receiver, protobuf -> JSON line    {_rate(BATCH, pb_cpu)}  ({pb_cpu * 1000:.1f} ms)")
-    print(f"  receiver, OTLP/JSON -> JSON line   {_rate(BATCH, js_cpu)}  ({js_cpu * 1000:.1f} ms)")
+    print(f"  exporter encode (client side)      {_cpu(encode)}")
+    print(f"  receiver, protobuf -> JSON line    {_cpu(pb_cpu)}")
+    print(f"  receiver, OTLP/JSON -> JSON line   {_cpu(js_cpu)}")
+    print(f"  json_format, protobuf -> JSON line {_cpu(pb_ref)}  (reference: MessageToDict)")
+    print(f"  json_format, OTLP/JSON -> JSON line{_cpu(js_ref)}  (reference: ParseDict)")
     print("ratios:")
     print(f"  JSON / protobuf ingest time        {js / pb:.2f}")
     print(f"  gzip / plain protobuf ingest time  {pb_gzip / pb:.2f}")
     print(f"  receiver CPU share of an export    {pb_cpu / (pb / ROUNDS):.2f}")
+    print(f"  json_format / receiver, protobuf   {pb_ref / pb_cpu:.1f}")
+    print(f"  json_format / receiver, OTLP/JSON  {js_ref / js_cpu:.1f}")
     print(f"  file written: {size / 1e6:.1f} MB for {3 * (ROUNDS + 1) * BATCH:,} spans")

@@ -306,6 +306,22 @@ def test_forward_sends_the_same_spans_on(tmp_path: Path) -> None:
     assert file_requests(tmp_path / "downstream.jsonl") == file_requests(tmp_path / "local.jsonl")
 
 
+def test_forward_sends_json_requests_on_as_protobuf(tmp_path: Path) -> None:
+    """An OTLP/JSON request is forwarded as protobuf; the downstream writes the very same line."""
+    expected = encode_spans(make_spans())
+    body = codec.to_otlp_json(expected)
+    with Receiver("127.0.0.1:0", tmp_path / "downstream.jsonl") as downstream:
+        with Receiver("127.0.0.1:0", tmp_path / "local.jsonl", forward=downstream.endpoint) as front:
+            response = requests.post(front.traces_url, data=body, headers=JS, timeout=10)
+            assert response.status_code == 200
+        assert front.forwarder is not None and front.forwarder.sent == 1
+    assert (
+        (tmp_path / "local.jsonl").read_bytes()
+        == (tmp_path / "downstream.jsonl").read_bytes()
+        == body + b"\n"
+    )
+
+
 def _start_collect(out: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracekit", "collect", "--listen", "127.0.0.1:0", "--out", str(out)],

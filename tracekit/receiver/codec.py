@@ -1,10 +1,11 @@
 """OTLP/HTTP trace payloads in and out: protobuf, OTLP JSON, gzip, and the error body.
 
-Decoding goes through the OpenTelemetry proto package (``ExportTraceServiceRequest``) and
-``google.protobuf.json_format``: tracekit never parses OTLP by hand. What this module adds is the part of
-the OTLP/JSON mapping protobuf's generic JSON mapping gets wrong: trace and span ids are *hex*
-strings in OTLP/JSON, where ``json_format`` would read and write base64 (the OTLP specification calls
-this out as the one deviation from the standard protobuf JSON mapping).
+Decoding goes through the OpenTelemetry proto package (``ExportTraceServiceRequest``) and, for OTLP
+JSON, through typed msgspec Structs mirroring that schema (:mod:`tracekit.receiver.fastpath`), with
+``google.protobuf.json_format`` as the reference and the fallback: tracekit never parses OTLP by hand.
+What this module adds is the part of the OTLP/JSON mapping protobuf's generic JSON mapping gets wrong:
+trace and span ids are *hex* strings in OTLP/JSON, where ``json_format`` would read and write base64
+(the OTLP specification calls this out as the one deviation from the standard protobuf JSON mapping).
 
 The JSON written is the shape the OpenTelemetry Collector's file exporter writes, one
 ``ExportTraceServiceRequest`` per line: lowerCamelCase keys, hex ids, enums as integers, 64-bit integers
@@ -15,20 +16,20 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 from google.protobuf import json_format
-from google.protobuf.descriptor import FieldDescriptor as FD
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from tracekit.receiver import fastpath
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -129,40 +130,15 @@ def decode(body: bytes, media: str) -> ExportTraceServiceRequest:
     return request
 
 
-_INT64_TYPES = frozenset({FD.TYPE_INT64, FD.TYPE_UINT64, FD.TYPE_FIXED64, FD.TYPE_SFIXED64, FD.TYPE_SINT64})
-#: The bytes fields OTLP/JSON writes as hex (ids); any other bytes field is base64, as protobuf JSON says.
-_HEX_FIELDS = frozenset(_ID_BYTES)
-
-
-def _json_scalar(fd: FD, value: Any) -> Any:
-    kind = fd.type
-    if kind in _INT64_TYPES:
-        return str(value)
-    if kind == FD.TYPE_BYTES:
-        return value.hex() if fd.json_name in _HEX_FIELDS else base64.b64encode(value).decode("ascii")
-    if kind in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value  # str, bool, 32-bit ints, finite floats, enums (as integers, as OTLP/JSON wants)
-
-
-def to_otlp_dict(request: Message) -> dict[str, Any]:
-    """The OTLP/JSON form of a message as a plain dict (hex ids, camelCase, int64 as strings).
+def to_otlp_dict(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """The OTLP/JSON form of a request as a plain dict (hex ids, camelCase, int64 as strings).
 
     It gives what ``json_format.MessageToDict(request, use_integers_for_enums=True)`` gives, with ids
-    in hex, walking the fields the message descriptor lists (``ListFields``: set fields only, as
-    MessageToDict omits defaults) without json_format's generic checks for maps, wrappers and
-    well-known types, which OTLP trace messages do not use: about twice as fast, and the receiver's
-    main cost. ``tests/receiver`` checks the two agree.
+    in hex, but reads the OTLP trace fields by name (:func:`tracekit.receiver.fastpath.request_to_dict`)
+    instead of walking descriptors: this is the receiver's main cost per span. ``tests/receiver``
+    checks the two agree on generated requests.
     """
-    out: dict[str, Any] = {}
-    for fd, value in request.ListFields():
-        if fd.type == FD.TYPE_MESSAGE:
-            out[fd.json_name] = [to_otlp_dict(v) for v in value] if fd.is_repeated else to_otlp_dict(value)
-        elif fd.is_repeated:
-            out[fd.json_name] = [_json_scalar(fd, v) for v in value]
-        else:
-            out[fd.json_name] = _json_scalar(fd, value)
-    return out
+    return fastpath.request_to_dict(request)
 
 
 def to_otlp_dict_reference(request: ExportTraceServiceRequest) -> dict[str, Any]:
@@ -200,6 +176,68 @@ def trace_ids(request: ExportTraceServiceRequest) -> set[str]:
     }
 
 
+class Batch:
+    """One accepted request, in the form the receiver needs: span count, trace ids, the OTLP/JSON line.
+
+    A protobuf body is held as the decoded message; a canonical OTLP/JSON body as the normalised
+    msgspec Structs of :mod:`tracekit.receiver.fastpath` (a protobuf message is built only to forward
+    it). Both give the same line for the same spans.
+    """
+
+    __slots__ = ("_json", "_line", "_message")
+
+    def __init__(
+        self, message: ExportTraceServiceRequest | None = None, json: fastpath.Request | None = None
+    ) -> None:
+        self._message = message
+        self._json = json
+        self._line: bytes | None = None
+
+    @property
+    def spans(self) -> int:
+        if self._json is not None:
+            return fastpath.count_spans(self._json)
+        return count_spans(self.message())
+
+    def trace_ids(self) -> set[str]:
+        if self._json is not None:
+            return fastpath.trace_ids(self._json)
+        return trace_ids(self.message())
+
+    def otlp_json(self) -> bytes:
+        """The OTLP/JSON line (without the newline), as the Collector's file exporter writes it."""
+        if self._line is None:
+            self._line = (
+                _encoder.encode(self._json) if self._json is not None else to_otlp_json(self.message())
+            )
+        return self._line
+
+    def protobuf(self) -> bytes:
+        """The request as a protobuf body (what ``--forward`` sends)."""
+        return self.message().SerializeToString()
+
+    def message(self) -> ExportTraceServiceRequest:
+        """The protobuf message (for a JSON body, parsed from the line through json_format: slow)."""
+        if self._message is None:
+            self._message = from_otlp_json(self.otlp_json())
+        return self._message
+
+
+def ingest(body: bytes, media: str) -> Batch:
+    """Decode an (already decompressed) OTLP/HTTP trace body for the receiver.
+
+    OTLP/JSON takes the strict fast path (:func:`tracekit.receiver.fastpath.parse_json`) and falls
+    back to :func:`decode` (``json_format``, which also words the error for a malformed body) for
+    anything the fast path cannot vouch for.
+    """
+    if media == JSON:
+        try:
+            return Batch(json=fastpath.parse_json(body))
+        except fastpath.NotCanonical:
+            pass
+    return Batch(message=decode(body, media))
+
+
 def success_body(media: str) -> bytes:
     response = ExportTraceServiceResponse()
     if media == JSON:
@@ -222,11 +260,13 @@ def status_body(http_status: int, message: str, media: str) -> bytes:
 __all__ = [
     "JSON",
     "PROTOBUF",
+    "Batch",
     "PayloadError",
     "count_spans",
     "decode",
     "from_otlp_json",
     "gunzip",
+    "ingest",
     "media_type",
     "status_body",
     "success_body",

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -46,7 +47,9 @@ class Forwarder:
         self._thread = threading.Thread(target=self._run, name="otlp-forward", daemon=True)
         self._thread.start()
 
-    def submit(self, payload: bytes) -> None:
+    def submit(self, payload: bytes | Callable[[], bytes]) -> None:
+        """Queue one protobuf body, or a function making it (then called on the forwarding thread, so
+        a conversion, e.g. of an OTLP/JSON request, does not delay the receiver's answer)."""
         try:
             self._queue.put_nowait(payload)
         except queue.Full:
@@ -57,10 +60,16 @@ class Forwarder:
             item = self._queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, bytes)
+            try:
+                payload = item() if callable(item) else item
+            except ValueError as exc:  # a request the receiver accepted but cannot re-encode
+                self.failed += 1
+                log.warning("cannot forward a request: %s", exc)
+                continue
+            assert isinstance(payload, bytes)
             try:
                 response = self._session.post(
-                    self.url, data=item, headers={"Content-Type": PROTOBUF}, timeout=self.timeout
+                    self.url, data=payload, headers={"Content-Type": PROTOBUF}, timeout=self.timeout
                 )
                 if response.status_code // 100 == 2:
                     self.sent += 1

@@ -155,11 +155,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if encoding == "gzip":
                 body = codec.gunzip(body, limits.max_decompressed_bytes)
-            request = codec.decode(body, media)
+            batch = codec.ingest(body, media)
         except codec.PayloadError as exc:
             return self._refuse(exc.status, str(exc), media)
         try:
-            receiver._accept(request)
+            receiver._accept(batch)
         except OSError as exc:  # disk full, closed file: the sender should retry
             log.error("cannot write spans: %s", exc)
             return self._refuse(503, f"cannot store spans: {exc}", media)
@@ -281,10 +281,10 @@ class Receiver:
             return self._cond.wait_for(lambda: predicate(self), timeout)
 
     # -- called by the handler -----------------------------------------------------------------
-    def _accept(self, request: codec.ExportTraceServiceRequest) -> None:
-        n = codec.count_spans(request)
-        line = codec.to_otlp_json(request) + b"\n" if self._out_spec is not None else b""
-        ids = codec.trace_ids(request) if self._track else ()
+    def _accept(self, batch: codec.Batch) -> None:
+        n = batch.spans
+        line = batch.otlp_json() + b"\n" if self._out_spec is not None else b""
+        ids = batch.trace_ids() if self._track else ()
         with self._cond:
             if self._out is not None:
                 self._out.write(line)
@@ -296,7 +296,8 @@ class Receiver:
             self.trace_ids.update(ids)
             self._cond.notify_all()
         if self._forwarder is not None:
-            self._forwarder.submit(request.SerializeToString())
+            # A JSON request has no protobuf message yet: the forwarding thread builds it.
+            self._forwarder.submit(batch.protobuf)
 
     def _note_refused(self, status: int, message: str) -> None:
         log.info("refused a request (%s): %s", status, message)
