@@ -133,7 +133,7 @@ def test_file_lines_are_collector_style_otlp_json(tmp_path: Path) -> None:
 
 
 def test_fast_json_conversion_matches_json_format() -> None:
-    """The receiver's descriptor walk writes exactly what protobuf's json_format writes (ids in hex)."""
+    """The receiver's OTLP converter writes exactly what protobuf's json_format writes (ids in hex)."""
     request = encode_spans(make_spans())
     span = request.resource_spans[0].scope_spans[0].spans[0]
     extra = span.attributes.add()
