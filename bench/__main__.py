@@ -2,12 +2,15 @@
 
 Each module measures side by side in one run and prints ratios plus absolute figures; nothing here
 asserts on time (goals are checked by reading the printed ratios against the issues' targets).
+
+Each module runs in a fresh interpreter: peak RSS is a high-water mark that Linux keeps across fork and
+exec, so one benchmark's memory would otherwise show up in the next one's figures.
 """
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
+import subprocess
 import sys
 import time
 
@@ -17,12 +20,17 @@ import bench
 def main(argv: list[str]) -> int:
     names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
     wanted = [n for n in names if not argv or any(a in n for a in argv)]
+    failed = 0
     for name in wanted:
         print(f"\n=== {name} ===", flush=True)
         started = time.perf_counter()
-        importlib.import_module(f"bench.{name}").main()
+        code = f"import bench.{name} as m; m.main()"
+        done = subprocess.run([sys.executable, "-c", code], check=False)
+        if done.returncode != 0:
+            print(f"({name} failed with exit code {done.returncode})", flush=True)
+            failed += 1
         print(f"({name} took {time.perf_counter() - started:.1f} s)", flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 sys.exit(main(sys.argv[1:]))
