@@ -1,0 +1,19 @@
+"""Suite-wide test settings.
+
+Hypothesis's per-example deadline is a timing assertion, and timing does not belong in tests (a loaded
+2-core CI machine would fail them at random): it is off everywhere.
+
+Hypothesis explores new random examples on every run, which is what we want while developing. In CI
+(``CI`` set, as ``.ci/run`` runs) the examples are derandomized, so a landing is judged on the same
+inputs every time; developers still find new counterexamples locally and add them as explicit cases.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
