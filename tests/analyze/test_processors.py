@@ -115,3 +115,24 @@ def test_skew_only_between_hosts(client_res: dict, server_res: dict, shifted: bo
     tree = run_checked(Trace("f" * 32, spans))
     assert (tree.by_id["0" * 15 + "2"].shift_ns != 0) is shifted
     assert sum(tree.attribution.values()) == 100
+
+
+def test_k8s_context_of_a_hop_includes_its_own_span_attributes() -> None:
+    # Two spans of one process (one resource dict): only the child names a namespace in its own
+    # attributes. The per-resource cache must not hand the child's context to the root, or back.
+    resource = {"service.name": "svc", "k8s.pod.name": "shop-1"}
+    root = Span("f" * 32, "1".rjust(16, "0"), None, "root", SpanKind.SERVER, 0, 100, resource=resource)
+    child = Span(
+        "f" * 32,
+        "2".rjust(16, "0"),
+        root.span_id,
+        "child",
+        SpanKind.INTERNAL,
+        10,
+        90,
+        resource=resource,
+        attributes={"k8s.namespace.name": "shop"},
+    )
+    tree = run_checked(Trace("f" * 32, [root, child]))
+    contexts = {hop.span_id[-1]: hop.k8s for hop in tree.hops}
+    assert contexts == {"1": {"pod": "shop-1"}, "2": {"namespace": "shop", "pod": "shop-1"}}

@@ -28,6 +28,9 @@ K8S_CONTEXT: tuple[tuple[str, str], ...] = (
     ("container", a.K8S_CONTAINER_NAME),
     ("deployment", a.K8S_DEPLOYMENT_NAME),
 )
+#: The attribute keys of K8S_CONTEXT: a span carrying any of them in its own attributes gets its own
+#: context instead of the one cached for its resource.
+K8S_CONTEXT_KEYS = frozenset(key for _, key in K8S_CONTEXT)
 KIND_NAMES = ("unspecified", "internal", "server", "client", "producer", "consumer")
 STATUS_NAMES = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
 
@@ -109,11 +112,11 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
     append = hops.append
     kinds = KIND_NAMES
     statuses = STATUS_NAMES
-    pod_key = a.K8S_POD_NAME
+    context_keys = K8S_CONTEXT_KEYS
     for node in tree.waterfall(root):
         span = node.span
         attrs = span.attributes
-        if pod_key in attrs:
+        if attrs and not context_keys.isdisjoint(attrs):
             k8s = k8s_context(span)
         else:
             res = span.resource
