@@ -201,21 +201,7 @@ def _open_output(output: str | None, binary: bool) -> Iterator[IO[Any]]:
     metavar="N",
     help="Warnings printed on stderr before the rest are counted.",
 )
-def analyze(
-    paths: tuple[str, ...],
-    fmt: str | None,
-    output: str | None,
-    rules_path: str | None,
-    trace_ids: tuple[str, ...],
-    slowest: int | None,
-    jaeger_url: str | None,
-    service: str | None,
-    lookback: str,
-    limit: int,
-    no_skew: bool,
-    jobs: str,
-    max_warnings: int,
-) -> None:
+def analyze(max_warnings: int, **options: Any) -> None:
     """Where did the time go, and where did it break? Analyse exported traces.
 
     Reads OTLP JSON (Collector file exporter lines or one document), Jaeger JSON or Zipkin v2 JSON
@@ -229,21 +215,8 @@ def analyze(
     """
     sink = WarningSink(max_warnings)
     try:
-        _run(
-            paths,
-            fmt,
-            output,
-            rules_path,
-            trace_ids,
-            slowest,
-            jaeger_url,
-            service,
-            lookback,
-            limit,
-            no_skew,
-            jobs,
-            sink,
-        )
+        # The options go to _run by name: its signature is the one typed list of them.
+        _run(sink=sink, **options)
     except TracekitError as exc:
         sink.discard()
         _fail(str(exc))
@@ -256,7 +229,7 @@ def analyze(
         sys.exit(0)
     except OSError as exc:  # writing the output failed (disk full, ...)
         sink.finish()
-        _fail(f"{output or 'stdout'}: cannot write: {exc.strerror or exc}")
+        _fail(f"{options.get('output') or 'stdout'}: cannot write: {exc.strerror or exc}")
     except Exception as exc:  # never a traceback for the user
         if os.environ.get("TRACEKIT_DEBUG"):
             raise
