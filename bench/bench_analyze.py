@@ -10,6 +10,10 @@ are byte-identical. Goals (issue 3): >= 500,000 spans/s, ratio <= 3, RSS < 1 GB.
 shared, so CPU seconds are printed beside wall seconds, and the decode is timed before and after
 the analysis (the faster run counts).
 
+Last, the floor: the analyzer's own typed decode of the file plus msgspec encoding the report's
+traces. That is what any analyzer written in Python must spend per span with this input and this
+output, before analysing anything, so it bounds the spans/s one core can reach.
+
 ``python -m bench analyze`` runs it; ``TRACEKIT_BENCH_TRACES`` shrinks the input for a quick look.
 """
 
@@ -46,6 +50,31 @@ def decode_file(path: Path) -> tuple[float, float, int]:
             decoder.decode(line)
             lines += 1
     return time.perf_counter() - wall, time.process_time() - cpu, lines
+
+
+def typed_decode_file(path: Path) -> float:
+    """CPU seconds of the analyzer's own typed decode of every line (``readers.otlp.decode``): msgspec
+    structs for just the fields it reads. No reader can do less than this per span."""
+    from tracekit.analyze.readers.otlp import decode
+
+    cpu = time.process_time()
+    with open(path, "rb") as f:
+        for line in f:
+            decode(line)
+    return time.process_time() - cpu
+
+
+def encode_traces(traces: list[object]) -> float:
+    """CPU seconds msgspec takes to encode the report's trace objects (the JSON contract's bytes):
+    what writing the output costs, whatever computed it."""
+    encoder = msgspec.json.Encoder()
+    buf = bytearray()
+    cpu = time.process_time()
+    for trace in traces:
+        encoder.encode_into(trace, buf, -1)
+        if len(buf) > 1 << 24:
+            buf.clear()
+    return time.process_time() - cpu
 
 
 #: Runs a command and prints its exit code, CPU seconds and peak RSS (KiB) as JSON. In a fresh process,
@@ -100,6 +129,8 @@ def main() -> None:
         with open(Path(tmp) / "report-auto.json", "rb") as f:
             report = msgspec.json.decode(f.read())
     d2_wall, d2_cpu, _ = decode_file(path)
+    typed_cpu = min(typed_decode_file(path), typed_decode_file(path))
+    encode_cpu = encode_traces(report["traces"])
     d_wall, d_cpu = min(d1_wall, d2_wall), min(d1_cpu, d2_cpu)
     summary = report["summary"]
     assert summary["spans"] == spans, (summary["spans"], spans)
@@ -115,6 +146,12 @@ def main() -> None:
         print(f"  analyze/decode: {ratios}   goal <= {GOAL_RATIO}")
         print(f"  peak RSS:       {rss_mb:,.0f} MB (largest process)   goal < {GOAL_RSS_MB} MB")
         print(f"  wall seconds:   {a_wall:.2f}")
+    floor = (typed_cpu + encode_cpu) / spans
+    print(
+        f"floor on one core: typed decode {typed_cpu / spans * 1e6:.2f} us/span + encoding the report"
+        f" {encode_cpu / spans * 1e6:.2f} us/span = {floor * 1e6:.2f} us/span, so at most"
+        f" {1 / floor:,.0f} spans/s before any analysis"
+    )
     print(f"speed-up (wall): {runs['1'][0] / runs['auto'][0]:.2f}x")
     print(f"reports identical: {'yes' if runs['auto'][4] == runs['1'][4] else 'NO'}")
     print(
