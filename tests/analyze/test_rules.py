@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.analyze.conftest import run_checked
@@ -82,6 +83,23 @@ def span(name="op", kind=SpanKind.INTERNAL, service="svc", attrs=None, res=None,
 def test_builtin_rules(s: Span, layer: str) -> None:
     assert RULES.classify(s) == layer
     assert RULES.classify(s) == layer  # cached answer is the same
+
+
+def test_cached_answers_follow_the_dicts_not_their_recycled_ids() -> None:
+    """The by-identity cache keys on id() of attribute dicts. Dicts created and dropped in turn get
+    the same address over and over in CPython; each answer must still be the rules' own answer."""
+    table = load_rules()
+    resource = {"service.name": "svc", "k8s.pod.name": "p"}
+    shapes = [
+        ({"http.request.method": "GET", "http.route": "/x"}, "app"),
+        ({"tracekit.component": "ingress", "x": "y"}, "ingress"),
+    ]
+    for i in range(2000):
+        attrs, layer = shapes[i % 2]
+        s = Span("0" * 31 + "1", "1" * 16, None, "op", SpanKind.SERVER, 0, 10, "svc", attributes=dict(attrs))
+        s = msgspec.structs.replace(s, resource=resource)
+        assert table.classify(s) == layer, i
+        del s
 
 
 def test_no_rule_falls_back_by_parent_kind_and_k8s() -> None:

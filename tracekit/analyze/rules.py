@@ -104,6 +104,9 @@ class Rule:
 
 #: Classification results cached before the cache is cleared (bounds memory on odd inputs).
 CACHE_SIZE = 50_000
+#: Entries of the by-identity cache (:meth:`RuleTable.classify`). Each pins an attribute dict, and an
+#: identity repeats only while the reader shares that dict (its own cache holds 8192), so no larger.
+IDENTITY_CACHE_SIZE = 8192
 _MISS = object()
 
 
@@ -122,7 +125,8 @@ class RuleTable:
       when some rule looks at names (otherwise high-cardinality names such as ``GET /items/42``
       would fill the cache) and the attribute values only when the span has one of the keys.
 
-    So most spans cost one small tuple and two dict lookups.
+    In front of that sits a cache by the identity of the span's attribute and resource dicts
+    (:meth:`classify`), so most spans of an OTLP file cost one small tuple and one lookup.
     """
 
     rules: tuple[Rule, ...]
@@ -140,6 +144,10 @@ class RuleTable:
     _resources: dict[int, tuple[Any, dict[Any, str | None]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    #: (id(attributes), id(resource), kind, name or "", service) -> (attributes, resource, layer).
+    _by_identity: dict[tuple[Any, ...], tuple[Any, Any, str | None]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -152,7 +160,30 @@ class RuleTable:
         return cls(rules, containers, services, tuple(keys), prefixes, frozenset(keys), names, any_regex)
 
     def classify(self, span: Span) -> str | None:
-        """Return the layer of the first matching rule, or None when no rule matches."""
+        """Return the layer of the first matching rule, or None when no rule matches.
+
+        First a cache by the *identity* of the span's attribute and resource dicts: readers share
+        one dict between the spans whose attributes (or resource) are the same, so most spans are
+        answered by one tuple and one lookup, without looking inside the dicts. The dicts are kept
+        referenced by the entry, so their ids cannot be reused while it is there.
+        """
+        attrs = span.attributes
+        res = span.resource
+        name = span.name
+        if not self.any_name_regex and name not in self.rule_names:
+            name = ""
+        ident = (id(attrs), id(res), span.kind, name, span.service)
+        hit = self._by_identity.get(ident)
+        if hit is not None and hit[0] is attrs and hit[1] is res:
+            return hit[2]
+        layer = self._classify_by_content(span)
+        if len(self._by_identity) >= IDENTITY_CACHE_SIZE:
+            self._by_identity.clear()
+        self._by_identity[ident] = (attrs, res, layer)
+        return layer
+
+    def _classify_by_content(self, span: Span) -> str | None:
+        """:meth:`classify` by what the rules can see of the span (see the class docstring)."""
         res = span.resource
         hit = self._resources.get(id(res))
         cache = hit[1] if hit is not None and hit[0] is res else self._resource_cache(res)
