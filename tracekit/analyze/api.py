@@ -126,32 +126,27 @@ class Analysis:
             return report
         self._seq += 1
         if self.slowest:
+            # On equal durations the earlier trace wins (the larger -seq).
             item = (report["duration_ms"], -self._seq, report)
             if len(self._heap) < self.slowest:
                 heapq.heappush(self._heap, item)
             elif item > self._heap[0]:
-                bumped = heapq.heapreplace(self._heap, item)[2]
-                self._keep_failed(bumped)
-                return report
-            else:
-                self._keep_failed(report)
-                return report
-        else:
-            self._keep_failed(report)
+                heapq.heapreplace(self._heap, item)
+        # The failed traces shown are the first ones in read order that are not among the slowest:
+        # keeping the first (failed + slowest) is enough, since at most ``slowest`` of them are.
+        if report["status"] == "error" and len(self._failed) < self.failed_wanted + (self.slowest or 0):
+            self._failed.append(report)
         return report
 
-    def _keep_failed(self, report: dict[str, Any]) -> None:
-        if report["status"] == "error" and len(self._failed) < self.failed_wanted:
-            self._failed.append(report)
-
     def kept(self) -> list[dict[str, Any]]:
-        """The trace reports kept: all in read order, or the slowest (slowest first) then failed ones."""
+        """The trace reports kept: all in read order, or the slowest (slowest first) then the first
+        failed ones (in read order) that are not among them."""
         if self.slowest is None and not self.failed_wanted:
             chosen = self.all
         else:
             chosen = [item[2] for item in sorted(self._heap, reverse=True)]
             seen = {id(r) for r in chosen}
-            chosen.extend(r for r in self._failed if id(r) not in seen)
+            chosen.extend([r for r in self._failed if id(r) not in seen][: self.failed_wanted])
         for report in chosen:
             report["hops"] = hops_as_dicts(report["hops"])
         return chosen

@@ -1,0 +1,40 @@
+"""Which trace reports ``Analysis`` keeps when asked for the slowest N and some failed ones."""
+
+from __future__ import annotations
+
+from tests.analyze.truth import Built, Layout, request_trace
+from tracekit.analyze.api import Analysis
+
+
+def _build(plan: list[tuple[int, str | None]]) -> list[Built]:
+    """One request per (app time before the sidecar call in µs, injected failure), in order."""
+    return [request_trace(i + 1, Layout(app=(app_us, 1000)), failure=f) for i, (app_us, f) in enumerate(plan)]
+
+
+def test_failed_are_the_first_in_read_order_not_among_the_slowest() -> None:
+    # (app time before the sidecar call in µs, injected failure), in read order. The two slowest
+    # include a failed trace (the 4th) and a tie (the 3rd and 5th take as long: the earlier wins).
+    plan = [(1000, "app"), (2000, "db"), (9000, None), (20000, "sidecar"), (9000, "app"), (3000, "app")]
+    built = _build(plan)
+    analysis = Analysis(slowest=2, failed=2)
+    reports = [analysis.add(b.trace()) for b in built]
+    assert [r["status"] for r in reports] == ["error", "error", "ok", "error", "error", "error"]
+
+    kept = [r["trace_id"] for r in analysis.kept()]
+    ids = [b.trace_id for b in built]
+    durations = [r["duration_ms"] for r in reports]
+    assert durations[3] > durations[2] == durations[4] > max(durations[0], durations[1], durations[5])
+    # The slowest two (slowest first, the 3rd before the 5th on the tie), then the first two failed
+    # traces in read order that are not among them (the 4th is, so the 1st and 2nd).
+    assert kept == [ids[3], ids[2], ids[0], ids[1]]
+
+
+def test_a_failed_trace_bumped_from_the_slowest_keeps_its_place_in_read_order() -> None:
+    # The 1st (failed) is the slowest until the 3rd arrives; it is then the first failed trace in
+    # read order that is not among the slowest, so it is the one shown, not the 2nd.
+    plan = [(9000, "app"), (1000, "db"), (20000, None)]
+    built = _build(plan)
+    analysis = Analysis(slowest=1, failed=1)
+    for b in built:
+        analysis.add(b.trace())
+    assert [r["trace_id"] for r in analysis.kept()] == [built[2].trace_id, built[0].trace_id]
