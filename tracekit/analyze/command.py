@@ -273,6 +273,9 @@ def _run(
         else get_renderer(out_format)
     )
     options = Options(rules=load_rules(rules_path), adjust_skew=not no_skew)
+    if out_format == "html" and slowest is None and not jaeger_url and paths.count("-") <= 1:
+        _run_html(paths, output, options, trace_ids, sink)
+        return
     from tracekit.analyze import parallel
 
     n_jobs = parallel.choose_jobs(jobs, paths)
@@ -328,6 +331,122 @@ def _run(
         text = renderer.render(report)
     with _open_output(output, binary=False) as out:
         out.write(text)
+
+
+def _run_html(
+    paths: tuple[str, ...], output: str | None, options: Any, trace_ids: tuple[str, ...], sink: WarningSink
+) -> None:
+    """HTML output in two reads of the input: memory bounded by the open traces, not by the file.
+
+    Read 1 folds each trace report into the page's aggregates (``renderers/html.py`` ViewBuilder:
+    a compact record per trace, the spans dropped). The sampled traces are then known; read 2
+    analyses only those (same input, same deterministic analysis: the same reports). Stdin is spooled
+    to a temporary file so it can be read twice. Jaeger input and ``--slowest`` (both small by
+    construction) keep the one-read path in :func:`_run`.
+    """
+    from tracekit.analyze.api import Analysis
+    from tracekit.analyze.processors.timeline import hops_as_dicts
+    from tracekit.analyze.renderers.html import FlowBuilder, ViewBuilder, render_view
+
+    with _spool_stdin(paths) as sources:
+        errors: list[str] = []
+        analysis = Analysis(options, trace_ids=trace_ids, include_spans=True, on_warning=sink)
+        builder = ViewBuilder()
+        for trace in _read_sources(sources, sink, errors):
+            report = analysis.analyse(trace)
+            if report is not None:
+                if not report.get("spans"):
+                    report["hops"] = hops_as_dicts(report["hops"])
+                builder.add(report)
+        _check_usable(analysis.aggregator.traces, errors, trace_ids, sink)
+        assert builder.flow is not None
+        wanted, repeated = builder.sample_candidates()
+        # Rare: replicas folded into one box call each other; the diagram is redone on read 2.
+        flow = FlowBuilder(builder.flow.fold()) if builder.flow.ambiguous() else None
+        last: dict[Any, dict[str, Any]] = {}
+        copies: dict[Any, list[dict[str, Any]]] = {tid: [] for tid in repeated}
+        again = Analysis(options, trace_ids=trace_ids, include_spans=True)
+        for trace in _read_sources(sources, _ignore_warning, []):
+            if flow is None and trace.trace_id not in wanted:
+                continue
+            report = again.analyse(trace)
+            if report is None:
+                continue
+            report["hops"] = hops_as_dicts(report["hops"])
+            if flow is not None:
+                flow.add(report)
+            tid = report["trace_id"]
+            if tid in wanted:
+                last[tid] = report
+                if tid in copies:
+                    copies[tid].append(report)
+        if flow is not None:
+            builder.flow = flow
+    chosen = builder.select_samples(same=_same_report(builder, copies))
+    missing = [tid for tid, _ in chosen if tid not in last]
+    if missing:
+        raise TracekitError(f"the input changed while being read: trace {missing[0]} gone on the second read")
+    summary = analysis.summary()
+    page = render_view(builder.view(summary, (), [(last[tid], why) for tid, why in chosen]))
+    with _open_output(output, binary=False) as out:
+        out.write(page)
+
+
+def _ignore_warning(message: str) -> None:
+    """Read 2 of the HTML path: its warnings were all printed by read 1."""
+
+
+def _same_report(builder: Any, copies: dict[Any, list[dict[str, Any]]]) -> Any:
+    """``same(i, j)`` for ViewBuilder.select_samples: are the i-th and j-th reports equal dicts?
+
+    Only asked about failed traces that share a trace id (the same file given twice, say); the k-th
+    report with an id on read 2 is the k-th with that id on read 1.
+    """
+    occurrence: dict[int, int] = {}
+    if copies:
+        seen: dict[Any, int] = {}
+        for index in range(builder.count):
+            tid = builder.ids[index]
+            if tid in copies:
+                occurrence[index] = seen.get(tid, 0)
+                seen[tid] = occurrence[index] + 1
+
+    def same(i: int, j: int) -> bool:
+        ids = builder.ids
+        return copies[ids[i]][occurrence[i]] == copies[ids[j]][occurrence[j]]
+
+    return same
+
+
+@contextlib.contextmanager
+def _spool_stdin(paths: tuple[str, ...]) -> Iterator[list[tuple[str, str | None]]]:
+    """(path, display name) per input; ``-`` (stdin) copied to a temporary file so it can be read twice."""
+    if "-" not in paths:
+        yield [(p, None) for p in paths]
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tracekit-stdin-") as tmp:
+        spool = os.path.join(tmp, "stdin")
+        with open(spool, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        yield [(spool, "<stdin>") if p == "-" else (p, None) for p in paths]
+
+
+def _read_sources(
+    sources: list[tuple[str, str | None]], on_warning: Any, errors: list[str]
+) -> Iterator[Trace]:
+    """:func:`_traces` for files only, with a display name per source (spooled stdin)."""
+    from tracekit.analyze.readers import read_traces
+
+    for path, name in sources:
+        try:
+            yield from read_traces(path, on_warning=on_warning, name=name)
+        except TraceFormatError as exc:
+            errors.append(str(exc))
+            if len(sources) > 1:
+                on_warning(str(exc))
 
 
 def _chain(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -10,6 +10,11 @@ breakdown, failure groups, latency buckets) and embeds the aggregates plus a sam
 around the median). That keeps a 10,000-trace report small and quick to open, and keeps the browser
 from drawing what nobody can read anyway.
 
+Python never holds every trace either: :class:`ViewBuilder` folds one trace report at a time into the
+aggregates and a compact record per trace (about 100 bytes), and drops its spans. The sampled traces
+are chosen from those records at the end; ``tracekit analyze -o x.html`` then reads the input a second
+time to analyse just those (docs/report.md, "Decisions"), so memory does not grow with the file.
+
 The embedded JSON escapes ``<``, ``>``, ``&`` and the two JavaScript line separators, so a span
 attribute holding ``</script>`` or ``<!--`` cannot end the data block early (pyinstrument's HTML
 renderer inlines its JSON unescaped; we close that gap).
@@ -17,10 +22,13 @@ renderer inlines its JSON unescaped; we close that gap).
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 import re
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -69,7 +77,11 @@ _SCRIPT_ESCAPES = str.maketrans(
 
 def render_html(report: Mapping[str, Any], *, title: str = "tracekit report") -> str:
     """Return the whole report page for ``report`` (the analyzer's JSON contract, spans included)."""
-    view = build_view(report)
+    return render_view(build_view(report), title=title)
+
+
+def render_view(view: dict[str, Any], *, title: str = "tracekit report") -> str:
+    """The page for a view from :func:`build_view` or :meth:`ViewBuilder.view` (the CLI's streaming path)."""
     view["meta"]["title"] = title
     data = embed_json(view)
     parts = {
@@ -114,15 +126,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(values[low] + (values[high] - values[low]) * (pos - low))
 
 
-def _stats(values: list[float]) -> dict[str, float | None]:
-    values.sort()
-    return {
-        "p50_ms": _round(percentile(values, 50)),
-        "p95_ms": _round(percentile(values, 95)),
-        "p99_ms": _round(percentile(values, 99)),
-    }
-
-
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -131,164 +134,363 @@ def _round(value: float | None) -> float | None:
 
 
 def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
-    """Reduce the analyzer report to what the page draws: aggregates and a sample of traces."""
+    """Reduce the analyzer report to what the page draws: aggregates and a sample of traces.
+
+    The traces go through the same :class:`ViewBuilder` the CLI streams them into, so a report held
+    in memory and a file streamed by ``tracekit analyze -o x.html`` give the same page.
+    """
     traces: list[Mapping[str, Any]] = list(report.get("traces") or [])
-    summary: Mapping[str, Any] = report.get("summary") or {}
-    durations = sorted(float(t.get("duration_ms") or 0.0) for t in traces)
-    samples = select_samples(traces)
-    resources: dict[str, tuple[int, dict[str, Any]]] = {}
-    return {
-        "meta": {
-            "tracekit_version": __version__,
-            "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        },
-        "layers": list(LAYERS),
-        "summary": {
-            "traces": summary.get("traces", len(traces)),
-            "spans": summary.get("spans", sum(len(t.get("spans") or ()) for t in traces)),
-            "error_traces": summary.get("error_traces", sum(1 for t in traces if t.get("status") == "error")),
-            "layers": summary.get("layers") or {},
-            "duration": {
-                **_stats(list(durations)),
-                "mean_ms": _round(sum(durations) / len(durations)) if durations else None,
-                **(summary.get("duration") or {}),
-                "max_ms": _round(durations[-1]) if durations else None,
-            },
-            "routes": summary.get("routes") or {},
-        },
-        "buckets": latency_buckets(traces, durations),
-        "histogram": duration_histogram(traces),
-        "flow": build_flow(traces),
-        "failures": failure_groups(traces),
-        "samples": [_sample(t, why, resources) for t, why in samples],
-        # Spans of one process share their resource; each sampled span points into this table.
-        "resources": [resource for _, resource in resources.values()],
-        "warnings": _warnings(report, traces),
-    }
-
-
-def latency_buckets(traces: Sequence[Mapping[str, Any]], durations: Sequence[float]) -> list[dict[str, Any]]:
-    """Mean per-layer time of the traces in each latency band: where does the tail's time go?"""
-    if not traces:
-        return []
-    p50, p95, p99 = (percentile(durations, q) or 0.0 for q in (50, 95, 99))
-    bands = [
-        ("typical (≤ p50)", -math.inf, p50),
-        ("p50 \u2013 p95", p50, p95),
-        ("p95 \u2013 p99", p95, p99),
-        ("tail (> p99)", p99, math.inf),
-    ]
-    out = []
-    for label, low, high in bands:
-        members = [t for t in traces if low < float(t.get("duration_ms") or 0.0) <= high]
-        if not members:
-            continue
-        sums: dict[str, float] = defaultdict(float)
-        for t in members:
-            for layer, ms in (t.get("layers") or {}).items():
-                sums[layer] += float(ms or 0.0)
-        out.append(
-            {
-                "label": label,
-                "count": len(members),
-                "layers": {layer: round(sums[layer] / len(members), 3) for layer in LAYERS if sums[layer]},
-            }
-        )
-    return out
-
-
-def duration_histogram(traces: Sequence[Mapping[str, Any]], bins: int = 40) -> dict[str, Any]:
-    """End-to-end durations in ``bins`` equal bins (ok and error counted apart), for the overview."""
-    if not traces:
-        return {"min_ms": 0, "max_ms": 0, "ok": [], "error": []}
-    values = [float(t.get("duration_ms") or 0.0) for t in traces]
-    low, high = min(values), max(values)
-    width = (high - low) / bins or 1.0
-    ok, err = [0] * bins, [0] * bins
-    for t, v in zip(traces, values, strict=True):
-        i = min(int((v - low) / width), bins - 1)
-        (err if t.get("status") == "error" else ok)[i] += 1
-    return {"min_ms": round(low, 3), "max_ms": round(high, 3), "ok": ok, "error": err}
-
-
-def failure_groups(traces: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Failed traces grouped by (failed layer, reason), biggest group first."""
-    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
-    for t in traces:
-        diagnosis = t.get("diagnosis") or {}
-        if t.get("status") != "error" and not diagnosis.get("failed_layer"):
-            continue
-        layer = diagnosis.get("failed_layer") or "unknown"
-        # The diagnosis "kind" (db-error, no-endpoints, ...) groups; the reason text names spans and varies.
-        kind = diagnosis.get("kind") or diagnosis.get("reason") or "error"
-        groups[(layer, kind)].append(t)
-    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), _layer_index(kv[0][0]), kv[0][1]))
-    return [
-        {
-            "layer": layer,
-            "kind": kind,
-            "reason": (members[0].get("diagnosis") or {}).get("reason") or kind,
-            "count": len(members),
-            "p50_ms": _round(percentile(sorted(float(t.get("duration_ms") or 0) for t in members), 50)),
-            "examples": [t.get("trace_id") for t in members[:FAILURE_EXAMPLES]],
-        }
-        for (layer, kind), members in ordered
-    ]
+    builder = ViewBuilder()
+    for trace in traces:
+        builder.add(trace)
+    if builder.flow.ambiguous():
+        builder.refold_flow(traces)
+    by_id = {t.get("trace_id"): t for t in traces}
+    chosen = builder.select_samples(same=lambda i, j: traces[i] == traces[j])
+    return builder.view(
+        report.get("summary") or {}, report.get("warnings") or (), [(by_id[tid], why) for tid, why in chosen]
+    )
 
 
 def select_samples(traces: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[str]]]:
     """Pick at most MAX_SAMPLES traces worth a waterfall, each with why it was picked."""
-    why: dict[str, list[str]] = defaultdict(list)
-    order: list[str] = []
+    traces = list(traces)
+    builder = ViewBuilder(flow=False)
+    for trace in traces:
+        builder.add(trace)
     by_id = {t.get("trace_id"): t for t in traces}
+    chosen = builder.select_samples(same=lambda i, j: traces[i] == traces[j])
+    return [(by_id[tid], why) for tid, why in chosen]
 
-    def take(trace: Mapping[str, Any], reason: str) -> None:
-        tid = trace.get("trace_id")
-        if tid not in why:
-            if len(order) >= MAX_SAMPLES:
+
+class _TraceIds:
+    """Trace ids in read order, 16 bytes each when they are the usual 32 lowercase hex digits."""
+
+    __slots__ = ("_other", "_packed")
+
+    def __init__(self) -> None:
+        self._packed = bytearray()
+        self._other: dict[int, Any] = {}
+
+    def append(self, trace_id: Any) -> None:
+        if isinstance(trace_id, str) and len(trace_id) == 32:
+            try:
+                raw = bytes.fromhex(trace_id)
+            except ValueError:
+                raw = b""
+            if raw.hex() == trace_id:
+                self._packed += raw
                 return
-            order.append(tid)
-        if reason not in why[tid]:
-            why[tid].append(reason)
+        self._other[len(self._packed) // 16] = trace_id
+        self._packed += bytes(16)
 
-    def duration(t: Mapping[str, Any]) -> float:
-        return float(t.get("duration_ms") or 0.0)
+    def __getitem__(self, index: int) -> Any:
+        if index in self._other:
+            return self._other[index]
+        return self._packed[16 * index : 16 * index + 16].hex()
 
-    if len(traces) <= MAX_SAMPLES:
-        for t in traces:
-            take(t, "sampled")
-    # Small inputs embed every trace; then the tags only point out the few that stand out.
-    few = max(1, min(SLOWEST_SAMPLES, len(traces) // 10))
-    slowest = sorted(traces, key=duration, reverse=True)[:few]
-    failed = [t for t in traces if t.get("status") == "error"]
-    # One example per failure group first, so a rare failure is not crowded out by a common one.
-    seen_groups: set[tuple[Any, Any]] = set()
-    failed_pick: list[Mapping[str, Any]] = []
-    for t in sorted(failed, key=duration, reverse=True):
-        d = t.get("diagnosis") or {}
-        key = (d.get("failed_layer"), d.get("reason"))
-        if key not in seen_groups:
-            seen_groups.add(key)
-            failed_pick.append(t)
-    failed_pick += [t for t in sorted(failed, key=duration, reverse=True) if t not in failed_pick]
-    ranked = sorted(traces, key=duration)
-    typical: list[Mapping[str, Any]] = []
-    if ranked:
-        mid = (len(ranked) - 1) // 2
-        n_typical = max(1, min(TYPICAL_SAMPLES, len(traces) // 10))
+
+class _FailureGroup:
+    __slots__ = ("durations", "examples", "reason")
+
+    def __init__(self, reason: Any) -> None:
+        self.reason = reason
+        self.durations = array("d")
+        self.examples: list[Any] = []
+
+
+class ViewBuilder:
+    """What the page draws from *every* trace, folded in one trace report at a time.
+
+    The page needs aggregates over all traces but the spans of only ``MAX_SAMPLES`` of them, so a
+    trace report is folded in (:meth:`add`) and then dropped: what stays is a compact record per trace
+    (duration, status, per-layer ms and trace id, about 100 bytes in arrays, plus 8 bytes per failed
+    trace), the flow diagram's per-node/per-edge latencies (8 bytes per call) and the warning counts.
+    :meth:`select_samples` then names the traces whose full reports :meth:`view` needs; the caller
+    fetches them (the CLI reads the input a second time) and hands them to :meth:`view`.
+
+    Every number is computed from the same values in the same order as a pass over a list of full
+    reports would, so the page is byte-identical to the all-in-memory one.
+    """
+
+    def __init__(self, *, flow: bool = True) -> None:
+        self.count = 0
+        self.span_count = 0
+        self.error_count = 0
+        self.durations = array("d")
+        self.errors = bytearray()
+        #: ``len(LAYERS)`` values per trace: the ms each layer took (0.0 when absent).
+        self.layer_ms = array("d")
+        self.ids = _TraceIds()
+        #: Indices of the failed traces and the id of their (failed layer, reason) sampling group.
+        self.failed = array("q")
+        self.failed_group = array("q")
+        self._group_ids: dict[tuple[Any, Any], int] = {}
+        self.groups: dict[tuple[Any, Any], _FailureGroup] = {}
+        self.warning_counts: Counter[Any] = Counter()
+        self.flow = FlowBuilder() if flow else None
+        self._sorted: array[float] | None = None
+
+    def add(self, trace: Mapping[str, Any]) -> None:
+        """Fold one trace report (the JSON contract's trace dict, spans included) into the view."""
+        index = self.count
+        self.count += 1
+        self._sorted = None
+        duration = float(trace.get("duration_ms") or 0.0)
+        failed = trace.get("status") == "error"
+        self.durations.append(duration)
+        self.errors.append(failed)
+        layers = trace.get("layers") or {}
+        self.layer_ms.extend(float(layers.get(layer) or 0.0) for layer in LAYERS)
+        self.ids.append(trace.get("trace_id"))
+        self.span_count += len(trace.get("spans") or ())
+        diagnosis = trace.get("diagnosis") or {}
+        if failed:
+            self.error_count += 1
+            self.failed.append(index)
+            key = (diagnosis.get("failed_layer"), diagnosis.get("reason"))
+            self.failed_group.append(self._group_ids.setdefault(key, len(self._group_ids)))
+        if failed or diagnosis.get("failed_layer"):
+            layer = diagnosis.get("failed_layer") or "unknown"
+            # The diagnosis "kind" (db-error, no-endpoints, ...) groups; the reason text names spans.
+            kind = diagnosis.get("kind") or diagnosis.get("reason") or "error"
+            group = self.groups.get((layer, kind))
+            if group is None:
+                group = self.groups[(layer, kind)] = _FailureGroup(diagnosis.get("reason") or kind)
+            group.durations.append(float(trace.get("duration_ms") or 0))
+            if len(group.examples) < FAILURE_EXAMPLES:
+                group.examples.append(trace.get("trace_id"))
+        self.warning_counts.update(trace.get("warnings") or ())
+        if self.flow is not None:
+            self.flow.add(trace)
+
+    def refold_flow(self, traces: Iterable[Mapping[str, Any]]) -> None:
+        """Redo the flow diagram with the replica folding now known (see :meth:`FlowBuilder.ambiguous`)."""
+        assert self.flow is not None
+        flow = FlowBuilder(self.flow.fold())
+        for trace in traces:
+            flow.add(trace)
+        self.flow = flow
+
+    # --- sampling -----------------------------------------------------------------------------
+
+    def select_samples(self, same: Callable[[int, int], bool] | None = None) -> list[tuple[Any, list[str]]]:
+        """Trace ids worth a waterfall (at most MAX_SAMPLES), each with why it was picked.
+
+        ``same(i, j)`` tells whether the i-th and j-th traces' reports are equal (it is only asked
+        about failed traces sharing a trace id): an equal copy of a failed trace does not take a
+        second "failed" slot. Without it, copies count as different traces.
+        """
+        why: dict[Any, list[str]] = defaultdict(list)
+        order: list[Any] = []
+        ids = self.ids
+
+        def take(index: int, reason: str) -> None:
+            tid = ids[index]
+            if tid not in why:
+                if len(order) >= MAX_SAMPLES:
+                    return
+                order.append(tid)
+            if reason not in why[tid]:
+                why[tid].append(reason)
+
+        n = self.count
+        if n <= MAX_SAMPLES:
+            for i in range(n):
+                take(i, "sampled")
+        for i in self._slowest():
+            take(i, "slowest")
+        for i in self._failed_pick(same)[:FAILED_SAMPLES]:
+            take(i, "failed")
+        for i in self._typical():
+            take(i, "typical")
+        # Small inputs embed every trace (already taken above; they keep their tags); larger ones fill
+        # the remaining slots with the first traces read.
+        for i in range(n):
+            if len(order) >= MAX_SAMPLES:
+                break
+            take(i, "sampled")
+        return [(tid, [w for w in why[tid] if w != "sampled"] or ["sampled"]) for tid in order]
+
+    def sample_candidates(self) -> tuple[set[Any], set[Any]]:
+        """(ids :meth:`select_samples` may pick whatever ``same`` answers, failed ids seen twice or more).
+
+        The CLI fetches the full reports of the first set in its second read; for ids in the second
+        set it keeps every copy, to answer ``same``.
+        """
+        failed_ids = Counter(self.ids[i] for i in self.failed)
+        repeated = {tid for tid, n in failed_ids.items() if n > 1}
+        copies = sum(failed_ids[tid] for tid in repeated)
+        picks = self._slowest() + self._failed_pick(None)[: FAILED_SAMPLES + copies] + self._typical()
+        wanted = {self.ids[i] for i in picks}
+        first: set[Any] = set()
+        for i in range(self.count):
+            if len(first) >= MAX_SAMPLES:
+                break
+            first.add(self.ids[i])
+        return wanted | first, repeated
+
+    def _slowest(self) -> list[int]:
+        few = max(1, min(SLOWEST_SAMPLES, self.count // 10))
+        # heapq.nlargest is documented equal to sorted(..., reverse=True)[:few], ties in read order.
+        return heapq.nlargest(few, range(self.count), key=self.durations.__getitem__)
+
+    def _failed_pick(self, same: Callable[[int, int], bool] | None) -> list[int]:
+        """Failed traces, slowest first, one per (failed layer, reason) group ahead of the rest."""
+        durations = self.durations
+        positions = sorted(range(len(self.failed)), key=lambda p: durations[self.failed[p]], reverse=True)
+        seen: set[int] = set()
+        firsts: list[int] = []
+        for p in positions:
+            if self.failed_group[p] not in seen:
+                seen.add(self.failed_group[p])
+                firsts.append(p)
+        picked = set(firsts)
+        by_id: dict[Any, list[int]] = defaultdict(list)
+        if same is not None:
+            for p in firsts:
+                by_id[self.ids[self.failed[p]]].append(self.failed[p])
+
+        def is_copy(index: int) -> bool:
+            return same is not None and any(same(index, j) for j in by_id.get(self.ids[index], ()))
+
+        rest = [p for p in positions if p not in picked and not is_copy(self.failed[p])]
+        return [self.failed[p] for p in firsts + rest]
+
+    def _typical(self) -> list[int]:
+        """The ok traces at the median of a stable sort by duration (ties keep read order)."""
+        n = self.count
+        if not n:
+            return []
+        ranked = self.sorted_durations()
+        mid = (n - 1) // 2
+        n_typical = max(1, min(TYPICAL_SAMPLES, n // 10))
         lo = max(0, mid - n_typical // 2)
-        typical = [t for t in ranked[lo : lo + n_typical] if t.get("status") != "error"]
-    for t in slowest:
-        take(t, "slowest")
-    for t in failed_pick[:FAILED_SAMPLES]:
-        take(t, "failed")
-    for t in typical:
-        take(t, "typical")
-    for t in traces:  # small inputs: every trace (already taken above) keeps its tags
-        if len(order) >= MAX_SAMPLES:
-            break
-        take(t, "sampled")
-    return [(by_id[tid], [w for w in why[tid] if w != "sampled"] or ["sampled"]) for tid in order]
+        # Position p of the stable sort holds the k-th trace (read order) of duration ranked[p], where
+        # k = p - first position of that duration.
+        wanted = [
+            (ranked[p], p - bisect.bisect_left(ranked, ranked[p])) for p in range(lo, min(lo + n_typical, n))
+        ]
+        values = {v for v, _ in wanted}
+        seen: Counter[float] = Counter()
+        found: dict[tuple[float, int], int] = {}
+        for i, d in enumerate(self.durations):
+            if d in values:
+                found[(d, seen[d])] = i
+                seen[d] += 1
+        return [found[w] for w in wanted if not self.errors[found[w]]]
+
+    # --- the view ------------------------------------------------------------------------------
+
+    def sorted_durations(self) -> array[float]:
+        if self._sorted is None:
+            self._sorted = array("d", sorted(self.durations))
+        return self._sorted
+
+    def view(
+        self,
+        summary: Mapping[str, Any],
+        warnings: Iterable[Any],
+        samples: Iterable[tuple[Mapping[str, Any], list[str]]],
+    ) -> dict[str, Any]:
+        """The page's data: ``summary`` is the report's, ``samples`` the chosen full trace reports."""
+        assert self.flow is not None
+        durations = self.sorted_durations()
+        resources: dict[str, tuple[int, dict[str, Any]]] = {}
+        return {
+            "meta": {
+                "tracekit_version": __version__,
+                "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            },
+            "layers": list(LAYERS),
+            "summary": {
+                "traces": summary.get("traces", self.count),
+                "spans": summary.get("spans", self.span_count),
+                "error_traces": summary.get("error_traces", self.error_count),
+                "layers": summary.get("layers") or {},
+                "duration": {
+                    "p50_ms": _round(percentile(durations, 50)),
+                    "p95_ms": _round(percentile(durations, 95)),
+                    "p99_ms": _round(percentile(durations, 99)),
+                    "mean_ms": _round(sum(durations) / len(durations)) if durations else None,
+                    **(summary.get("duration") or {}),
+                    "max_ms": _round(durations[-1]) if durations else None,
+                },
+                "routes": summary.get("routes") or {},
+            },
+            "buckets": self._latency_buckets(durations),
+            "histogram": self._histogram(),
+            "flow": self.flow.result(),
+            "failures": self._failure_groups(),
+            "samples": [_sample(t, why, resources) for t, why in samples],
+            # Spans of one process share their resource; each sampled span points into this table.
+            "resources": [resource for _, resource in resources.values()],
+            "warnings": [str(w) for w in warnings]
+            + [f"{w} ({n} traces)" if n > 1 else w for w, n in self.warning_counts.most_common(20)],
+        }
+
+    def _latency_buckets(self, ranked: Sequence[float]) -> list[dict[str, Any]]:
+        """Mean per-layer time of the traces in each latency band: where does the tail's time go?"""
+        if not self.count:
+            return []
+        p50, p95, p99 = (percentile(ranked, q) or 0.0 for q in (50, 95, 99))
+        bands = [
+            ("typical (≤ p50)", -math.inf, p50),
+            ("p50 \u2013 p95", p50, p95),
+            ("p95 \u2013 p99", p95, p99),
+            ("tail (> p99)", p99, math.inf),
+        ]
+        width = len(LAYERS)
+        out = []
+        for label, low, high in bands:
+            count = 0
+            sums = [0.0] * width
+            for i, d in enumerate(self.durations):
+                if low < d <= high:
+                    count += 1
+                    # Summed in read order, as the per-trace dicts were; adding 0.0 changes nothing.
+                    for j, ms in enumerate(self.layer_ms[i * width : (i + 1) * width]):
+                        if ms:
+                            sums[j] += ms
+            if not count:
+                continue
+            out.append(
+                {
+                    "label": label,
+                    "count": count,
+                    "layers": {layer: round(sums[j] / count, 3) for j, layer in enumerate(LAYERS) if sums[j]},
+                }
+            )
+        return out
+
+    def _histogram(self, bins: int = 40) -> dict[str, Any]:
+        """End-to-end durations in ``bins`` equal bins (ok and error counted apart), for the overview."""
+        if not self.count:
+            return {"min_ms": 0, "max_ms": 0, "ok": [], "error": []}
+        low, high = min(self.durations), max(self.durations)
+        width = (high - low) / bins or 1.0
+        ok, err = [0] * bins, [0] * bins
+        for v, failed in zip(self.durations, self.errors, strict=True):
+            i = min(int((v - low) / width), bins - 1)
+            (err if failed else ok)[i] += 1
+        return {"min_ms": round(low, 3), "max_ms": round(high, 3), "ok": ok, "error": err}
+
+    def _failure_groups(self) -> list[dict[str, Any]]:
+        """Failed traces grouped by (failed layer, reason kind), biggest group first."""
+        ordered = sorted(
+            self.groups.items(), key=lambda kv: (-len(kv[1].durations), _layer_index(kv[0][0]), kv[0][1])
+        )
+        return [
+            {
+                "layer": layer,
+                "kind": kind,
+                "reason": group.reason,
+                "count": len(group.durations),
+                "p50_ms": _round(percentile(sorted(group.durations), 50)),
+                "examples": group.examples,
+            }
+            for (layer, kind), group in ordered
+        ]
 
 
 def _sample(
@@ -384,54 +586,8 @@ def _trim_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _warnings(report: Mapping[str, Any], traces: Sequence[Mapping[str, Any]]) -> list[str]:
-    counts = Counter(w for t in traces for w in t.get("warnings") or ())
-    out = [str(w) for w in report.get("warnings") or ()]
-    out += [f"{w} ({n} traces)" if n > 1 else w for w, n in counts.most_common(20)]
-    return out
-
-
 def _layer_index(layer: str | None) -> int:
     return LAYERS.index(layer) if layer in LAYERS else len(LAYERS)
-
-
-# --- the request flow diagram ----------------------------------------------------------------------
-
-
-class _Acc:
-    """Counts, errors and latencies of one node or edge of the flow diagram."""
-
-    __slots__ = ("count", "errors", "latencies", "layers", "net")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.errors = 0
-        self.latencies: list[float] = []
-        self.net: list[float] = []
-        self.layers: Counter[str] = Counter()
-
-    def add(self, latency: float, error: bool, layer: str | None = None, net: float | None = None) -> None:
-        self.count += 1
-        self.errors += int(error)
-        self.latencies.append(latency)
-        if net is not None:
-            self.net.append(net)
-        if layer:
-            self.layers[layer] += 1
-
-    def stats(self) -> dict[str, Any]:
-        self.latencies.sort()
-        self.net.sort()
-        out = {
-            "count": self.count,
-            "errors": self.errors,
-            "p50_ms": _round(percentile(self.latencies, 50)),
-            "p95_ms": _round(percentile(self.latencies, 95)),
-        }
-        if self.net:
-            out["net_p50_ms"] = _round(percentile(self.net, 50))
-            out["net_p95_ms"] = _round(percentile(self.net, 95))
-        return out
 
 
 def _get(span: Mapping[str, Any], key: str) -> Any:
@@ -442,8 +598,79 @@ def _get(span: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+# --- the request flow diagram ----------------------------------------------------------------------
+
+
+class _Acc:
+    """Counts, errors and latencies of one node or edge of the flow diagram (8 bytes per call)."""
+
+    __slots__ = ("count", "errors", "latencies", "layers", "net")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.latencies = array("d")
+        self.net = array("d")
+        #: layer -> [spans, when the layer was first seen]: ties go to the first seen, as Counter's do.
+        self.layers: dict[str, list[int]] = {}
+
+    def add(self, latency: float, error: bool, net: float | None = None) -> None:
+        self.count += 1
+        self.errors += int(error)
+        self.latencies.append(latency)
+        if net is not None:
+            self.net.append(net)
+
+    def merge(self, other: _Acc) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.latencies.extend(other.latencies)
+        self.net.extend(other.net)
+        for layer, (n, first) in other.layers.items():
+            mine = self.layers.setdefault(layer, [0, first])
+            mine[0] += n
+            mine[1] = min(mine[1], first)
+
+    def top_layer(self) -> str | None:
+        if not self.layers:
+            return None
+        return min(self.layers.items(), key=lambda kv: (-kv[1][0], kv[1][1]))[0]
+
+    def stats(self) -> dict[str, Any]:
+        latencies = sorted(self.latencies)
+        net = sorted(self.net)
+        out = {
+            "count": self.count,
+            "errors": self.errors,
+            "p50_ms": _round(percentile(latencies, 50)),
+            "p95_ms": _round(percentile(latencies, 95)),
+        }
+        if net:
+            out["net_p50_ms"] = _round(percentile(net, 50))
+            out["net_p95_ms"] = _round(percentile(net, 95))
+        return out
+
+
 def build_flow(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The request flow diagram, derived from parent->child span relations across all traces.
+    """The request flow diagram over ``traces`` (see :class:`FlowBuilder`)."""
+    traces = list(traces)
+    flow = FlowBuilder()
+    for trace in traces:
+        flow.add(trace)
+    if flow.ambiguous():
+        flow = FlowBuilder(flow.fold())
+        for trace in traces:
+            flow.add(trace)
+    return flow.result()
+
+
+#: A node as seen while streaming: its final id (a str), or, for a process or database node whose
+#: pod may still be folded into "N more pods", a tuple holding the raw pod name.
+_NodeKey = str | tuple[str, ...]
+
+
+class FlowBuilder:
+    """The request flow diagram, derived from parent->child span relations, one trace at a time.
 
     A node is one process (service + pod + container); a call between two nodes is an edge. A CLIENT
     span whose callee sent no span ends at a virtual node: the database (``db.system``), the Service
@@ -451,21 +678,102 @@ def build_flow(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     virtual Kubernetes Service node, so the fan-out to the pod replicas shows as in the cluster.
     Edge latency is the caller's view of the call; ``net`` is the part the callee's server span does
     not cover (network, kube-proxy, queueing). Traces without spans fall back to their hops.
-    """
-    traces = list(traces)
-    shown_pod = _fold_replicas(traces)
-    nodes: dict[str, _Acc] = defaultdict(_Acc)
-    info: dict[str, dict[str, Any]] = {}
-    edges: dict[tuple[str, str], _Acc] = defaultdict(_Acc)
 
-    def node_of(span: Mapping[str, Any]) -> str:
+    Which replicas fold into one "N more pods" box is only known once every span was counted, so
+    while streaming, nodes are keyed by their raw pod and :meth:`result` merges the folded ones (in
+    first-seen order, so the page is the same as with the folding known up front). That is exact
+    unless two spans of *different* raw nodes that fold into one box call each other (a replica
+    calling another replica of itself): then :meth:`ambiguous` says so and the caller runs the traces
+    again through ``FlowBuilder(shown_pod=...)`` with the folding known.
+    """
+
+    def __init__(self, shown_pod: Mapping[Any, str] | None = None) -> None:
+        self.fixed = shown_pod is not None
+        self._shown = dict(shown_pod) if shown_pod is not None else None
+        self.info: dict[_NodeKey, dict[str, Any]] = {}
+        self.nodes: dict[_NodeKey, _Acc] = {}
+        self.edges: dict[tuple[_NodeKey, _NodeKey], _Acc] = {}
+        #: Distinct node pairs told apart while streaming (caller, callee); see :meth:`ambiguous`.
+        self.pairs: set[tuple[_NodeKey, _NodeKey]] = set()
+        self.pod_spans: Counter[Any] = Counter()
+        self.workload: dict[Any, str] = {}
+        self._seq = 0
+
+    # --- folding -----------------------------------------------------------------------------
+
+    def fold(self) -> dict[Any, str]:
+        """Map pod names to the name drawn: the busiest MAX_PODS_SHOWN replicas of a workload stand alone,
+        the rest fold into one "N more pods" box, so 30 replicas do not make a diagram nobody can read."""
+        if self._shown is not None:
+            return self._shown
+        by_workload: dict[str, list[Any]] = defaultdict(list)
+        for pod, name in self.workload.items():
+            by_workload[name].append(pod)
+        out: dict[Any, str] = {}
+        for name, pods in by_workload.items():
+            if len(pods) <= MAX_PODS_SHOWN + 1:
+                continue
+            pods.sort(key=lambda p: (-self.pod_spans[p], p))
+            rest = pods[MAX_PODS_SHOWN:]
+            for pod in rest:
+                out[pod] = f"{name}: {len(rest)} more pods"
+        return out
+
+    def ambiguous(self) -> bool:
+        """True when two raw nodes told apart while streaming turn out to be one box once folded."""
+        if self.fixed:
+            return False
+        shown = self.fold()
+        return any(_final_key(a, shown) == _final_key(b, shown) for a, b in self.pairs)
+
+    # --- streaming ---------------------------------------------------------------------------
+
+    def _count_pods(self, spans: Iterable[Mapping[str, Any]]) -> None:
+        for s in spans:
+            pod = _get(s, K8S_POD_NAME)
+            if pod:
+                self.pod_spans[pod] += 1
+                if pod not in self.workload:
+                    self.workload[pod] = str(
+                        _get(s, K8S_DEPLOYMENT_NAME)
+                        or _get(s, K8S_STATEFULSET_NAME)
+                        or _get(s, K8S_DAEMONSET_NAME)
+                        or re.sub(r"-[a-z0-9]{1,10}$", "", str(pod))
+                    )
+
+    def _node_add(self, key: _NodeKey, latency: float, error: bool, layer: str | None) -> None:
+        acc = self.nodes.get(key)
+        if acc is None:
+            acc = self.nodes[key] = _Acc()
+        acc.add(latency, error)
+        if layer:
+            entry = acc.layers.get(layer)
+            if entry is None:
+                acc.layers[layer] = [1, self._seq]
+                self._seq += 1
+            else:
+                entry[0] += 1
+
+    def _edge_add(
+        self, key: tuple[_NodeKey, _NodeKey], latency: float, error: bool, net: float | None = None
+    ) -> None:
+        acc = self.edges.get(key)
+        if acc is None:
+            acc = self.edges[key] = _Acc()
+        acc.add(latency, error, net)
+
+    def _node_of(self, span: Mapping[str, Any]) -> _NodeKey:
         service = str(span.get("service") or "unknown")
         pod = _get(span, K8S_POD_NAME)
-        pod = shown_pod.get(pod, pod)
         container = _get(span, K8S_CONTAINER_NAME)
-        key = f"p|{service}|{pod or ''}|{container or ''}"
-        if key not in info:
-            info[key] = {
+        key: _NodeKey
+        if self._shown is not None:
+            pod = self._shown.get(pod, pod)
+            key = f"p|{service}|{pod or ''}|{container or ''}"
+        else:
+            key = ("p", service, pod if pod else "", f"{container or ''}")
+        if key not in self.info:
+            self.info[key] = {
                 "id": key,
                 "label": service,
                 "kind": "process",
@@ -476,16 +784,20 @@ def build_flow(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             }
         return key
 
-    def virtual(key: str, label: str, layer: str, kind: str, **extra: Any) -> str:
-        if key not in info:
-            info[key] = {"id": key, "label": label, "kind": kind, "fixed_layer": layer, **extra}
+    def _virtual(self, key: _NodeKey, label: str, layer: str, kind: str, **extra: Any) -> _NodeKey:
+        if key not in self.info:
+            self.info[key] = {"id": key, "label": label, "kind": kind, "fixed_layer": layer, **extra}
         return key
 
-    for trace in traces:
+    def add(self, trace: Mapping[str, Any]) -> None:
+        """Fold one trace report (spans included; hops when it has none) into the diagram."""
         spans = trace.get("spans") or ()
+        if not self.fixed:
+            self._count_pods(spans)
         if not spans:
-            _flow_from_hops(trace, nodes, info, edges)
-            continue
+            self._add_hops(trace)
+            return
+        pairs = self.pairs
         by_id = {s.get("span_id"): s for s in spans}
         children: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
         for s in spans:
@@ -493,22 +805,32 @@ def build_flow(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         service_name = next(
             (v for s in spans if (v := s.get("attributes", {}).get(BACKEND_SERVICE_NAME))), None
         )
-        node_ids = {s.get("span_id"): node_of(s) for s in spans}
+        node_ids = {s.get("span_id"): self._node_of(s) for s in spans}
         for s in spans:
             sid, me = s.get("span_id"), node_ids[s.get("span_id")]
             duration = float(s.get("duration_ms") or 0.0)
             error = s.get("status") == "error"
             parent = by_id.get(s.get("parent_id"))
-            if parent is None or node_ids[parent.get("span_id")] != me:
+            caller = None if parent is None else node_ids[parent.get("span_id")]
+            if caller is None or caller != me:
+                if caller is not None:
+                    pairs.add((caller, me))
                 # "span_layer" is what the span is (the processors' classification); "layer" is where its
                 # own time went (a client's span is "edge" time), so boxes go by the former.
-                nodes[me].add(duration, error, s.get("span_layer") or s.get("layer"))
-            remote = [c for c in children.get(sid, ()) if node_ids[c.get("span_id")] != me]
+                self._node_add(me, duration, error, s.get("span_layer") or s.get("layer"))
+            remote = []
+            for c in children.get(sid, ()):
+                callee = node_ids[c.get("span_id")]
+                if callee != me:
+                    pairs.add((me, callee))
+                    remote.append(c)
             if s.get("kind") != "client":
                 # A span calling another process without a CLIENT span (ingress-nginx's single span).
                 for c in remote:
-                    edges[(me, node_ids[c.get("span_id")])].add(
-                        float(c.get("duration_ms") or 0.0), c.get("status") == "error"
+                    self._edge_add(
+                        (me, node_ids[c.get("span_id")]),
+                        float(c.get("duration_ms") or 0.0),
+                        c.get("status") == "error",
                     )
                 continue
             covered = _covered(s, remote)
@@ -522,25 +844,32 @@ def build_flow(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             )
             if through_service:
                 name = s.get("attributes", {}).get(BACKEND_SERVICE_NAME) or service_name or "Service"
-                svc = virtual(f"s|{name}", str(name), "service", "k8s-service")
-                edges[(me, svc)].add(duration, error)
-                nodes[svc].add(net, error and not remote, "service")
+                svc = self._virtual(f"s|{name}", str(name), "service", "k8s-service")
+                self._edge_add((me, svc), duration, error)
+                self._node_add(svc, net, error and not remote, "service")
                 for c in remote:
                     c_dur = float(c.get("duration_ms") or 0.0)
-                    edges[(svc, node_ids[c.get("span_id")])].add(c_dur, c.get("status") == "error", net=net)
+                    self._edge_add((svc, node_ids[c.get("span_id")]), c_dur, c.get("status") == "error", net)
                 continue
             if remote:
                 for c in remote:
-                    edges[(me, node_ids[c.get("span_id")])].add(duration, error, net=net)
+                    self._edge_add((me, node_ids[c.get("span_id")]), duration, error, net)
                 continue
             # Nobody answered with a span: the callee is the database, an external peer, or unknown.
             db_system = _get(s, "db.system.name") or _get(s, "db.system")
             if db_system or layer == "db":
                 label = str(db_system or "database")
-                where = _get(s, K8S_POD_NAME) or s.get("service")
+                raw_pod = _get(s, K8S_POD_NAME)
                 # The database lives in the pod of the container that opens it (SQLite is a file there).
-                pod = shown_pod.get(_get(s, K8S_POD_NAME), _get(s, K8S_POD_NAME))
-                target = virtual(f"d|{label}|{pod or where}", label, "db", "database", pod=pod)
+                target: _NodeKey
+                if self._shown is not None:
+                    pod = self._shown.get(raw_pod, raw_pod)
+                    target = f"d|{label}|{pod or raw_pod or s.get('service')}"
+                elif raw_pod:
+                    pod, target = raw_pod, ("d", label, raw_pod)
+                else:
+                    pod, target = raw_pod, ("dw", label, f"{s.get('service')}")
+                target = self._virtual(target, label, "db", "database", pod=pod)
             else:
                 peer = (
                     _get(s, "server.address")
@@ -549,51 +878,78 @@ def build_flow(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                     or _get(s, "peer.service")
                     or s.get("name")
                 )
-                target = virtual(f"e|{peer}", str(peer), layer or "external", "external")
-            edges[(me, target)].add(duration, error)
-            nodes[target].add(duration, error, layer)
+                target = self._virtual(f"e|{peer}", str(peer), layer or "external", "external")
+            self._edge_add((me, target), duration, error)
+            self._node_add(target, duration, error, layer)
 
-    out_nodes = []
-    for key, meta in info.items():
-        acc = nodes.get(key) or _Acc()
-        layer = meta.pop("fixed_layer", None) or (
-            acc.layers.most_common(1)[0][0] if acc.layers else "unknown"
-        )
-        out_nodes.append({**meta, "layer": layer, **acc.stats()})
-    out_nodes.sort(key=lambda n: (_layer_index(n["layer"]), str(n.get("pod") or ""), n["label"]))
-    out_edges = [{"from": a, "to": b, **acc.stats()} for (a, b), acc in edges.items()]
-    return {"nodes": out_nodes, "edges": out_edges, "folded_pods": sorted(set(shown_pod.values()))}
+    def _add_hops(self, trace: Mapping[str, Any]) -> None:
+        """Without spans, chain the hops in path order: one node per (layer, service, pod)."""
+        previous = None
+        for hop in trace.get("hops") or ():
+            k8s = hop.get("k8s") or {}
+            pod = k8s.get(K8S_POD_NAME) or k8s.get("pod")
+            key = f"h|{hop.get('layer')}|{hop.get('service')}|{pod or ''}"
+            if key not in self.info:
+                self.info[key] = {
+                    "id": key,
+                    "label": str(hop.get("service") or hop.get("layer") or "?"),
+                    "kind": "process",
+                    "pod": pod,
+                    "container": k8s.get(K8S_CONTAINER_NAME) or k8s.get("container"),
+                    "fixed_layer": hop.get("layer") or "unknown",
+                }
+            error = (trace.get("diagnosis") or {}).get("span_id") == hop.get("span_id") and bool(
+                hop.get("span_id")
+            )
+            self._node_add(key, float(hop.get("duration_ms") or 0.0), error, hop.get("layer"))
+            if previous is not None and previous != key:
+                self._edge_add((previous, key), float(hop.get("duration_ms") or 0.0), error)
+            previous = key
+
+    # --- the diagram -------------------------------------------------------------------------
+
+    def result(self) -> dict[str, Any]:
+        """``{"nodes", "edges", "folded_pods"}`` for the page (raw nodes of folded pods merged)."""
+        if self.ambiguous():
+            raise RuntimeError("flow diagram needs a second pass with the pod folding known")
+        shown = self.fold()
+        final = {raw: _final_key(raw, shown) for raw in self.info}
+        metas: dict[str, dict[str, Any]] = {}
+        accs: dict[str, _Acc] = {}
+        for raw, meta in self.info.items():
+            key = final[raw]
+            if key not in metas:
+                meta = dict(meta, id=key)
+                if isinstance(raw, tuple):
+                    meta["pod"] = shown.get(meta["pod"], meta["pod"])
+                metas[key] = meta
+            acc = self.nodes.get(raw)
+            if acc is not None:
+                accs.setdefault(key, _Acc()).merge(acc)
+        out_nodes = []
+        for key, meta in metas.items():
+            acc = accs.get(key) or _Acc()
+            layer = meta.pop("fixed_layer", None) or acc.top_layer() or "unknown"
+            out_nodes.append({**meta, "layer": layer, **acc.stats()})
+        out_nodes.sort(key=lambda n: (_layer_index(n["layer"]), str(n.get("pod") or ""), n["label"]))
+        edges: dict[tuple[str, str], _Acc] = {}
+        for (a, b), acc in self.edges.items():
+            edges.setdefault((final[a], final[b]), _Acc()).merge(acc)
+        out_edges = [{"from": a, "to": b, **acc.stats()} for (a, b), acc in edges.items()]
+        return {"nodes": out_nodes, "edges": out_edges, "folded_pods": sorted(set(shown.values()))}
 
 
-def _fold_replicas(traces: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Map pod names to the name drawn: the busiest MAX_PODS_SHOWN replicas of a workload stand alone,
-    the rest fold into one "N more pods" box, so 30 replicas do not make a diagram nobody can read."""
-    counts: Counter[str] = Counter()
-    workload: dict[str, str] = {}
-    for trace in traces:
-        for s in trace.get("spans") or ():
-            pod = _get(s, K8S_POD_NAME)
-            if pod:
-                counts[pod] += 1
-                if pod not in workload:
-                    workload[pod] = str(
-                        _get(s, K8S_DEPLOYMENT_NAME)
-                        or _get(s, K8S_STATEFULSET_NAME)
-                        or _get(s, K8S_DAEMONSET_NAME)
-                        or re.sub(r"-[a-z0-9]{1,10}$", "", str(pod))
-                    )
-    by_workload: dict[str, list[str]] = defaultdict(list)
-    for pod, name in workload.items():
-        by_workload[name].append(pod)
-    out: dict[str, str] = {}
-    for name, pods in by_workload.items():
-        if len(pods) <= MAX_PODS_SHOWN + 1:
-            continue
-        pods.sort(key=lambda p: (-counts[p], p))
-        rest = pods[MAX_PODS_SHOWN:]
-        for pod in rest:
-            out[pod] = f"{name}: {len(rest)} more pods"
-    return out
+def _final_key(key: _NodeKey, shown: Mapping[Any, str]) -> str:
+    """The node id drawn: a process or database node's pod replaced by its folded box, if any."""
+    if isinstance(key, str):
+        return key
+    if key[0] == "p":
+        _, service, pod, container = key
+        pod = shown.get(pod, pod)
+        return f"p|{service}|{pod or ''}|{container}"
+    if key[0] == "d":
+        return f"d|{key[1]}|{shown.get(key[2], key[2])}"
+    return f"d|{key[1]}|{key[2]}"
 
 
 def _covered(span: Mapping[str, Any], children: Sequence[Mapping[str, Any]]) -> float:
@@ -620,33 +976,3 @@ def _covered(span: Mapping[str, Any], children: Sequence[Mapping[str, Any]]) -> 
     if cur_end is not None:
         total += cur_end - cur_start
     return total
-
-
-def _flow_from_hops(
-    trace: Mapping[str, Any],
-    nodes: dict[str, _Acc],
-    info: dict[str, dict[str, Any]],
-    edges: dict[tuple[str, str], _Acc],
-) -> None:
-    """Without spans, chain the hops in path order: one node per (layer, service, pod)."""
-    previous = None
-    for hop in trace.get("hops") or ():
-        k8s = hop.get("k8s") or {}
-        pod = k8s.get(K8S_POD_NAME) or k8s.get("pod")
-        key = f"h|{hop.get('layer')}|{hop.get('service')}|{pod or ''}"
-        if key not in info:
-            info[key] = {
-                "id": key,
-                "label": str(hop.get("service") or hop.get("layer") or "?"),
-                "kind": "process",
-                "pod": pod,
-                "container": k8s.get(K8S_CONTAINER_NAME) or k8s.get("container"),
-                "fixed_layer": hop.get("layer") or "unknown",
-            }
-        error = (trace.get("diagnosis") or {}).get("span_id") == hop.get("span_id") and bool(
-            hop.get("span_id")
-        )
-        nodes[key].add(float(hop.get("duration_ms") or 0.0), error, hop.get("layer"))
-        if previous is not None and previous != key:
-            edges[(previous, key)].add(float(hop.get("duration_ms") or 0.0), error)
-        previous = key
