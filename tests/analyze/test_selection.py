@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.analyze.truth import Built, Layout, request_trace
-from tracekit.analyze.api import Analysis
+from tracekit.analyze.api import Analysis, choose
 
 
 def _build(plan: list[tuple[int, str | None]]) -> list[Built]:
@@ -38,3 +38,31 @@ def test_a_failed_trace_bumped_from_the_slowest_keeps_its_place_in_read_order() 
     for b in built:
         analysis.add(b.trace())
     assert [r["trace_id"] for r in analysis.kept()] == [built[2].trace_id, built[0].trace_id]
+
+
+def test_workers_selections_merge_into_the_single_process_choice() -> None:
+    # Ties, failed traces among the slowest and failed ones outside: split between two "workers"
+    # that see every other trace, each trace stamped with its place in the input as a worker's are.
+    plan = [
+        (9000, "app"),
+        (1000, "db"),
+        (20000, None),
+        (9000, None),
+        (3000, "sidecar"),
+        (20000, "app"),
+        (500, "app"),
+        (9000, "db"),
+        (700, None),
+    ]
+    built = _build(plan)
+    single = Analysis(slowest=3, failed=2)
+    workers = [Analysis(slowest=3, failed=2), Analysis(slowest=3, failed=2)]
+    for i, b in enumerate(built):
+        single.add(b.trace())
+        trace = b.trace()
+        trace.order = (0, i, 1, 0)
+        workers[i % 2].add(trace)
+    expected = [r["trace_id"] for r in single.kept()]
+    merged = [r["trace_id"] for r in choose([w.selection() for w in workers], 3, 2)]
+    assert merged == expected
+    assert len(expected) == 5

@@ -13,6 +13,7 @@ import functools
 import heapq
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from tracekit.analyze.tree import SpanTree, build_span_tree
 
 WarningCallback = Callable[[str], None]
 
-__all__ = ["Analysis", "analyze_paths", "analyze_traces", "normalize_trace_id"]
+__all__ = ["Analysis", "Selection", "analyze_paths", "analyze_traces", "choose", "normalize_trace_id"]
 
 
 def normalize_trace_id(value: str) -> str:
@@ -60,11 +61,43 @@ def trace_route(tree: SpanTree) -> str:
     return root.span.name
 
 
+@dataclass
+class Selection:
+    """The candidates :meth:`Analysis.add` keeps for ``--slowest N`` and the failed traces shown.
+
+    ``slowest``: ``(duration_ms, negated place, report)``, at most N; ``failed``: ``(place, report)``
+    in read order, the first ``failed + N`` failed traces. Selections of parallel workers merge with
+    :func:`choose` into what one process would have kept.
+    """
+
+    slowest: list[tuple[float, Any, dict[str, Any]]]
+    failed: list[tuple[Any, dict[str, Any]]]
+
+
+def choose(parts: Iterable[Selection], slowest: int, failed: int) -> list[dict[str, Any]]:
+    """The slowest ``slowest`` reports (slowest first, the earlier trace on a tie), then the first
+    ``failed`` failed reports in read order that are not among them."""
+    parts = list(parts)
+    candidates = [item for part in parts for item in part.slowest]
+    top = heapq.nlargest(slowest, candidates, key=lambda item: (item[0], item[1]))
+    chosen = [item[2] for item in top]
+    seen = {id(r) for r in chosen}
+    failures = sorted((item for part in parts for item in part.failed), key=lambda item: item[0])
+    chosen.extend([r for _, r in failures if id(r) not in seen][:failed])
+    return chosen
+
+
+def _negated(place: Any) -> Any:
+    """A sort key that orders places backwards (a count, or a tuple of counts)."""
+    return -place if isinstance(place, int) else tuple(-x for x in place)
+
+
 class Analysis:
     """Analyse traces one at a time; keep the aggregates and the trace reports asked for.
 
-    :param keep: which trace reports :meth:`report` returns: ``"all"`` (read order), or ``"selected"``
-        (the ``slowest`` N, then up to ``failed`` failed traces not already among them).
+    Which trace reports :meth:`report` returns: all of them in read order, or, with ``slowest`` or
+    ``failed``, the ``slowest`` N then up to ``failed`` failed traces not already among them (see
+    :func:`choose`).
     """
 
     def __init__(
@@ -86,8 +119,8 @@ class Analysis:
         self.on_warning = on_warning
         self.aggregator = Aggregator()
         self.all: list[dict[str, Any]] = []
-        self._heap: list[tuple[float, int, dict[str, Any]]] = []
-        self._failed: list[dict[str, Any]] = []
+        self._heap: list[tuple[float, Any, dict[str, Any]]] = []
+        self._failed: list[tuple[Any, dict[str, Any]]] = []
         self._seq = 0
         self.found_ids: set[str] = set()
 
@@ -125,9 +158,12 @@ class Analysis:
             self.all.append(report)
             return report
         self._seq += 1
+        # The trace's place in read order: a count in one process; in a parallel worker the point
+        # of the input where the trace was completed, which sorts the same way (parallel.py).
+        place: Any = self._seq if trace.order is None else trace.order
         if self.slowest:
-            # On equal durations the earlier trace wins (the larger -seq).
-            item = (report["duration_ms"], -self._seq, report)
+            # On equal durations the earlier trace wins (the larger negated place).
+            item = (report["duration_ms"], _negated(place), report)
             if len(self._heap) < self.slowest:
                 heapq.heappush(self._heap, item)
             elif item > self._heap[0]:
@@ -135,8 +171,12 @@ class Analysis:
         # The failed traces shown are the first ones in read order that are not among the slowest:
         # keeping the first (failed + slowest) is enough, since at most ``slowest`` of them are.
         if report["status"] == "error" and len(self._failed) < self.failed_wanted + (self.slowest or 0):
-            self._failed.append(report)
+            self._failed.append((place, report))
         return report
+
+    def selection(self) -> Selection:
+        """What :meth:`add` kept for the slowest and failed traces, to merge with other workers'."""
+        return Selection(list(self._heap), list(self._failed))
 
     def kept(self) -> list[dict[str, Any]]:
         """The trace reports kept: all in read order, or the slowest (slowest first) then the first
@@ -144,9 +184,7 @@ class Analysis:
         if self.slowest is None and not self.failed_wanted:
             chosen = self.all
         else:
-            chosen = [item[2] for item in sorted(self._heap, reverse=True)]
-            seen = {id(r) for r in chosen}
-            chosen.extend([r for r in self._failed if id(r) not in seen][: self.failed_wanted])
+            chosen = choose([self.selection()], self.slowest or 0, self.failed_wanted)
         for report in chosen:
             report["hops"] = hops_as_dicts(report["hops"])
         return chosen
