@@ -93,6 +93,11 @@ def analyze_file(path: Path, out: Path, jobs: str) -> tuple[float, float, float]
     cmd = [sys.executable, "-m", "tracekit", "analyze", str(path), "--format", "json", "-o", str(out)]
     if jobs != "auto":
         cmd += ["--jobs", jobs]
+    return measure(cmd)
+
+
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    """Run ``cmd`` in a fresh subprocess: (wall s, cpu s of it and its children, peak RSS MB)."""
     wall = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - wall
@@ -100,7 +105,7 @@ def analyze_file(path: Path, out: Path, jobs: str) -> tuple[float, float, float]
         raise SystemExit(f"measuring failed: {done.stderr.strip()[-500:]}")
     code, cpu, rss_kb, stderr = json.loads(done.stdout)
     if code != 0:
-        raise SystemExit(f"analyze failed ({code}): {stderr.strip()}")
+        raise SystemExit(f"{' '.join(cmd[2:5])} failed ({code}): {stderr.strip()}")
     return elapsed, cpu, rss_kb / 1024
 
 

@@ -1,7 +1,8 @@
 """HTML report figures for a 10,000-trace input: analyse, render, file size, load time in Chromium.
 
 Prints figures only (no assertions): the report must stay small and quick to open however many
-traces went in, because it embeds aggregates plus at most 50 waterfalls.
+traces went in, because it embeds aggregates plus at most 50 waterfalls; and the CLI that writes it
+must stay within bounded memory however large the input (first lines: 10,000 and 100,000 traces).
 """
 
 from __future__ import annotations
@@ -26,7 +27,28 @@ ARGS = [
 ]
 
 
+def cli_figures() -> None:
+    """``tracekit analyze FILE -o report.html`` as a user runs it: the page streams (two reads of the
+    input), so peak memory must not grow with the number of traces."""
+    import sys
+
+    from bench.bench_analyze import measure
+
+    for n in (10_000, int(os.environ.get("TRACEKIT_BENCH_TRACES", "100000"))):
+        source = cached_otlp_jsonl(n, 10)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "report.html"
+            cmd = [sys.executable, "-m", "tracekit", "analyze", str(source), "-o", str(out)]
+            wall, cpu, rss_mb = measure(cmd)
+            size = out.stat().st_size
+        print(
+            f"CLI -o report.html, {n:,} traces ({n * 10:,} spans): {wall:.1f} s wall, {cpu:.1f} s cpu, "
+            f"peak RSS {rss_mb:,.0f} MB, page {size / 1024:.0f} KiB"
+        )
+
+
 def main(n_traces: int = 10_000) -> None:
+    cli_figures()
     from tracekit.analyze.api import analyze_paths
     from tracekit.analyze.renderers.html import build_view, render_html
 
