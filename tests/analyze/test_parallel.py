@@ -108,6 +108,25 @@ def test_bad_lines_same_warnings(tmp_path: Path, truth_traces: list) -> None:
     assert code == 0 and "more warning(s) not shown" in err, err
 
 
+def test_span_with_a_bad_attribute_value_same_report(tmp_path: Path, truth_traces: list) -> None:
+    """A span whose attribute list does not validate is dropped (with a warning) by a plain read,
+    which re-reads its line leniently. Every worker must drop it too, including those that do not
+    build that trace's spans, or their span counts and warnings would differ."""
+    lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=5).splitlines()
+    for n, i in enumerate((2, 6)):  # one span in a trace of each shard (ids ending in 1 and 2)
+        doc = json.loads(lines[i])
+        span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        span["traceId"] = f"{n + 1:032x}"
+        span["attributes"] = [{"key": "n", "value": {"intValue": "not a number"}}]
+        lines[i] = json.dumps(doc)
+    path = tmp_path / "bad-attribute.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = assert_same(str(path), tmp=tmp_path)
+    _, _, err = analyze(str(path), jobs=2, tmp=tmp_path)
+    assert err.count("span dropped: field") == 2, err
+    assert report["summary"]
+
+
 def test_many_bad_lines_same_capped_warnings(tmp_path: Path, truth_traces: list) -> None:
     """More bad lines than the reader reports one by one (50 per file): same shown, same counts."""
     lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=2).splitlines()

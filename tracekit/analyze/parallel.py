@@ -5,11 +5,16 @@ Performance), and the per-span work is interpreter-bound; the only way to go fas
 machine is to use its other cores.
 
 How: traces are split by trace id into N shards (``readers.common.Shard``). Each worker process
-reads the *whole* input (decoding is the cheap part) but builds, assembles and analyses only the
-spans of its own shard, writes its traces' JSON to a temporary file and returns its aggregates. The
-parent adds the aggregates up (``merge_aggregators``: the percentiles are over the union of the
-values, so the summary is exactly the single-process one) and merges the workers' files into the
-output.
+reads and decodes the *whole* input but builds, assembles and analyses only the spans of its own
+shard, writes its traces' JSON to a temporary file and returns its aggregates. The parent adds the
+aggregates up (``merge_aggregators``: the percentiles are over the union of the values, so the
+summary is exactly the single-process one) and merges the workers' files into the output.
+
+Decoding every span in every worker is the price of agreeing: a span that does not validate makes
+its line be re-read leniently without it, which changes the span count every shard's window rule
+depends on, so each worker must type-check all spans. The other shards' spans are then only counted
+(``readers/otlp.py``), for about a third of what building one costs; the decode stays, so a worker
+of N costs more than 1/N of one process.
 
 Same output as one process: a trace belongs to one shard only, and every worker counts all spans
 read, so its traces are completed by the same rule at the same point of the input

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -158,3 +159,50 @@ def test_concatenated_pretty_printed_documents(tmp_path: Path) -> None:
     path = tmp_path / "pretty.json"
     path.write_text("".join(json.dumps(json.loads(x), indent=2) + "\n" for x in text.splitlines()))
     assert sorted(len(t.spans) for t in read_traces(path)) == [2, 3]
+
+
+def _b64(hex_id: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+
+@pytest.mark.parametrize(
+    "repair",
+    [
+        pytest.param(lambda s: s.update(spanId=s["spanId"].upper()), id="upper-case-span-id"),
+        pytest.param(lambda s: s.update(traceId=s["traceId"].upper()), id="upper-case-trace-id"),
+        pytest.param(lambda s: s.update(spanId=_b64(s["spanId"])), id="base64-span-id"),
+        pytest.param(lambda s: s.update(parentSpanId="0000000000000000"), id="all-zero-parent"),
+        pytest.param(lambda s: s.update(parentSpanId=""), id="empty-parent"),
+    ],
+)
+def test_lines_with_ids_to_repair_read_like_canonical_ones(tmp_path: Path, repair) -> None:
+    """A line whose ids are all canonical is converted without per-span checks; an id spelled
+    another way sends its line through the per-span path. Both give the same traces."""
+    import msgspec
+
+    def line(trace: int, repaired: bool) -> str:
+        spans = []
+        for i in range(4):
+            span = {
+                "traceId": f"abcdef{trace:026x}",
+                "spanId": f"ab{trace:06x}{i:08x}",
+                "name": f"s{i}",
+                "startTimeUnixNano": str(100 + i),
+                "endTimeUnixNano": str(200 - i),
+            }
+            if i:
+                span["parentSpanId"] = f"ab{trace:06x}{i - 1:08x}"
+            spans.append(span)
+        if repaired:
+            repair(spans[0])  # the root: its parent id may become empty or all zeros
+        return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+
+    def read(repaired: bool) -> list:
+        path = tmp_path / ("repaired" if repaired else "plain") / "t.jsonl"
+        path.parent.mkdir()
+        path.write_text("".join(line(t, repaired and t == 2) + "\n" for t in (1, 2, 3)))
+        return [msgspec.to_builtins(t) for t in read_traces(path)]
+
+    plain = read(False)
+    assert len(plain) == 3 and all(len(t["spans"]) == 4 and not t["warnings"] for t in plain)
+    assert [{**t, "source": ""} for t in read(True)] == [{**t, "source": ""} for t in plain]

@@ -16,13 +16,20 @@ one that leaves attribute lists as raw JSON, decoded once per distinct list by t
 a full one that validates everything and names the JSON path of a bad field.
 
 Speed matters here (a Collector file holds millions of spans; issue 3 asks the whole analyzer to
-stay within 3x a plain JSON decode): ``OtlpConverter._spans`` is the one loop that runs per span,
-and it is written flat on purpose. ``python -m bench readers`` measures it.
+stay within 3x a plain JSON decode). A line is converted in one of two ways, with the same result:
+
+- ``OtlpConverter._fast_line``, the common case (every id canonical, nothing to warn about): the
+  ids of the whole line are checked at once, and ``_fast_spans``, the one loop that runs per span,
+  only builds spans (with a shard, only this shard's: the others' are just counted);
+- ``OtlpConverter._spans``, the per-span loop that checks, repairs and warns, for any line the
+  fast path declines.
+
+Both loops are written flat on purpose. ``python -m bench readers`` measures them.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -333,6 +340,39 @@ ATTRIBUTE_CACHE_SIZE = 8192
 #: Trace ids remembered across lines (more than the traces open at once in a Collector file).
 TRACE_ID_CACHE_SIZE = 32768
 
+#: A parent span id that means "no parent".
+_ZERO_ID = "0000000000000000"
+#: Never a trace id as decoded (those are str or None).
+_NO_ID = object()
+#: ``_canonical_ids``: maps a hex digit to "0", a comma to itself and every other byte to "x".
+_CANON_TABLE = bytes(
+    ord("0") if chr(c) in "0123456789abcdef" else ord(",") if c == ord(",") else ord("x") for c in range(256)
+)
+#: What a canonical id and its separating comma become through ``_CANON_TABLE``.
+_CANON_ID = b"0" * 16 + b","
+
+
+def _canonical_ids(ids: list[str], zero_ok: bool = True) -> bool:
+    """Whether every id is 16 lowercase hex characters (what ``_spans`` keeps unchanged), and,
+    unless ``zero_ok``, none is all zeros (``_spans`` reads that parent id as "no parent").
+
+    A few passes in C over the ids joined with commas: ``translate`` reduces the text to its
+    shape (hex digit, comma, anything else), which must be exactly "16 hex digits, comma" n times;
+    then 16 zeros in a row can only be a whole id.
+    """
+    n = len(ids)
+    if not n:
+        return True
+    try:
+        text = ",".join(ids)  # TypeError: a span without an id
+    except TypeError:
+        return False
+    if len(text) != 17 * n - 1 or not text.isascii():
+        return False
+    if text.encode("ascii").translate(_CANON_TABLE) != (_CANON_ID * n)[:-1]:
+        return False
+    return zero_ok or _ZERO_ID not in text
+
 
 class OtlpConverter:
     """Turns decoded envelopes into model spans, grouped per trace into an assembler.
@@ -349,8 +389,9 @@ class OtlpConverter:
     def __init__(self, asm: TraceAssembler, report: WarningReporter, shard: Shard | None = None) -> None:
         self.asm = asm
         self.report = report
-        #: Parallel analysis: spans of other shards' traces are not built, only counted (as ``None``
-        #: placeholders in their trace's group, so the assembler counts them where a plain read would).
+        #: Parallel analysis: spans of other shards' traces are decoded (so that every shard agrees
+        #: on which spans are usable) but not built, only counted per trace, where a plain read
+        #: would count them (``TraceAssembler.add_groups``).
         self.shard = shard
         #: Normalised trace id -> whether this shard owns it (only with a shard).
         self._owned: dict[str, bool] = {}
@@ -393,15 +434,12 @@ class OtlpConverter:
             raise ValueError("no resourceSpans (not an OTLP traces document)")
         style = _SNAKE if env.__class__ is _SNAKE.fast_envelope else _CAMEL
         resources = self._resources[style]
-        groups: defaultdict[str, list[Span]] = defaultdict(list)
-        roots: set[str] = set()
         tids = self._trace_ids
         if len(tids) > TRACE_ID_CACHE_SIZE:
             tids.clear()
             self._owned.clear()
-        #: Warnings as (trace id or None for the source, message), reported once the line is converted.
-        pending: list[tuple[str | None, str]] = []
-        kept = 0
+        #: The line's non-empty scopes, each with its resource's (attributes, service).
+        batches: list[tuple[list[Any], tuple[dict[str, Any], str]]] = []
         for rs in rss:
             key = bytes(rs.resource.attributes) if rs.resource is not None else b""
             resource = resources.get(key)
@@ -412,18 +450,206 @@ class OtlpConverter:
                     continue
                 for scope in scopes:
                     if scope.spans:
-                        kept += self._spans(scope.spans, resource, style, groups, roots, tids, pending)
+                        batches.append((scope.spans, resource))
+        #: Warnings as (trace id or None for the source, message), reported once the line is converted.
+        pending: list[tuple[str | None, str]] = []
+        groups: defaultdict[str, list[Span]] = defaultdict(list)
+        roots: set[str] = set()
+        fast = self._fast_line(batches, style, groups, roots, pending)
+        if fast is not None:
+            kept, counts = fast
+        else:
+            # Something to warn about or to repair: the per-span checks say what and where.
+            pending.clear()
+            groups.clear()
+            roots.clear()
+            kept = 0
+            for spans, resource in batches:
+                kept += self._spans(spans, resource, style, groups, roots, tids, pending)
+            counts = None
+            if self.shard is not None:
+                # Other shards' traces hold placeholders: count them, hand over only ours.
+                counts = {trace_id: len(spans) for trace_id, spans in groups.items()}
+                owned = self._owned
+                groups = {t: spans for t, spans in groups.items() if owned[t]}  # type: ignore[assignment]
         asm = self.asm
         for trace_id, message in pending:
             if trace_id is None:
                 self.report.warn(message, line=line)
             else:
                 asm.warn(trace_id, message)
-        add = asm.add_spans
-        for trace_id, spans in groups.items():
-            add(trace_id, spans, trace_id in roots)
+        asm.add_groups(groups, roots, counts)
         self.spans_ok += kept
         return kept
+
+    def _fast_line(
+        self,
+        batches: list[tuple[list[Any], tuple[dict[str, Any], str]]],
+        style: _Style,
+        groups: defaultdict[str, list[Span]],
+        roots: set[str],
+        pending: list[tuple[str | None, str]],
+    ) -> tuple[int, dict[str, int] | None] | None:
+        """Convert a line's spans without checking ids one by one; ``None`` leaves it to ``_spans``.
+
+        Nearly every line has only canonical ids (16 lowercase hex characters, as SDKs and the
+        Collector write them) and no end before start. The span and parent ids of the whole line
+        are checked at once (``_canonical_ids``) instead of a ``len``, a ``fromhex`` and a ``lower``
+        per id. Anything else (a bad, short, uppercase or base64 id, a time to clamp, a bad trace
+        id) sends the line to ``_spans``, which warns and repairs: the result, warnings included, is
+        always what ``_spans`` gives, and until then only caches were touched.
+
+        With a shard, the other shards' spans are only counted, per trace in first-appearance
+        order, from their trace ids alone (``_own_spans``): no per-span loop runs for them.
+
+        Returns ``(spans kept, counts)``: every span is kept; ``counts`` is ``None`` without a shard.
+        """
+        kept = 0
+        sids: list[str] = []
+        for spans, _ in batches:
+            sids += [sp.span_id for sp in spans]
+            kept += len(spans)
+        if not _canonical_ids(sids):
+            return None
+        counts = None
+        if self.shard is not None:
+            split = self._own_spans(batches, style)
+            if split is None:
+                return None
+            counts, batches = split
+        parents: list[str | None] = []
+        for spans, _ in batches:
+            parents += [sp.parent_span_id for sp in spans]
+        # A root has no parent id or an empty one; all zeros (rare) is left to _spans.
+        parents = list(filter(None, parents))
+        if not _canonical_ids(parents, zero_ok=False):  # type: ignore[arg-type]
+            return None
+        for spans, resource in batches:
+            if not self._fast_spans(spans, resource, style, groups, roots, pending):
+                return None
+        return kept, counts
+
+    def _own_spans(
+        self, batches: list[tuple[list[Any], tuple[dict[str, Any], str]]], style: _Style
+    ) -> tuple[dict[str, int], list[tuple[list[Any], tuple[dict[str, Any], str]]]] | None:
+        """Every trace's span count (first-appearance order) and the batches cut down to this
+        shard's spans; ``None`` if a trace id is bad (``_spans`` reports it).
+
+        Works per distinct trace id (a Collector line holds about a hundred traces and a thousand
+        spans); the per-span work is a few comprehensions and a ``Counter``, a fraction of what
+        decoding the span cost. Of the other shards' spans only the trace id and the attribute list
+        are looked at (the span ids were checked by ``_fast_line``).
+        """
+        raws: list[str | None] = []
+        for spans, _ in batches:
+            raws += [sp.trace_id for sp in spans]
+        tids = self._trace_ids
+        owned = self._owned
+        owns = self.shard.owns  # type: ignore[union-attr]
+        counts: dict[str, int] = {}
+        mine: set[str | None] = set()
+        for raw, n in Counter(raws).items():
+            tid = tids.get(raw)
+            if tid is None:
+                try:
+                    tid = _trace_id(raw)
+                except BadId:
+                    return None
+                tids[raw] = tid
+            counts[tid] = counts.get(tid, 0) + n
+            own = owned.get(tid)
+            if own is None:
+                own = owned[tid] = owns(tid)
+            if own:
+                mine.add(raw)
+        # The other shards' attribute lists are checked too, as a plain read checks them (it
+        # decodes them): one that does not validate makes every shard re-read the line leniently,
+        # without its span, so all shards count the same spans. Each distinct list is decoded once.
+        others = {bytes(sp.attributes) for spans, _ in batches for sp in spans if sp.trace_id not in mine}
+        for key in others.difference(self._attrs[style]):
+            self._attributes(key, style)
+        kept = [([sp for sp in spans if sp.trace_id in mine], resource) for spans, resource in batches]
+        return counts, [(spans, resource) for spans, resource in kept if spans]
+
+    def _fast_spans(
+        self,
+        spans: list[Any],
+        resource: tuple[dict[str, Any], str],
+        style: _Style,
+        groups: defaultdict[str, list[Span]],
+        roots: set[str],
+        pending: list[tuple[str | None, str]],
+    ) -> bool:
+        """``_spans`` without the id checks (``_fast_line`` made them) and without any warning but
+        a link's; ``False`` as soon as a span needs one.
+
+        This loop runs once per span: it is kept flat on purpose (no helper calls on the common
+        path, locals for everything it looks up). A trace's spans mostly come one after another,
+        so the trace id and its group are looked up only when the trace id changes.
+        """
+        res_attrs, service = resource
+        kind_of, status_of = _KIND_OF, _STATUS_OF
+        unset = StatusCode.UNSET
+        attrs_of = self._attrs[style]
+        tids = self._trace_ids
+        raw_tid: Any = _NO_ID
+        tid = ""
+        group: list[Span] = []
+        for sp in spans:
+            if sp.trace_id != raw_tid:
+                raw_tid = sp.trace_id
+                tid = tids.get(raw_tid)  # type: ignore[assignment]
+                if tid is None:
+                    try:
+                        tid = _trace_id(raw_tid)
+                    except BadId:
+                        return False
+                    tids[raw_tid] = tid
+                group = groups[tid]
+            parent = sp.parent_span_id or None
+            start = sp.start_time_unix_nano or 0
+            end = sp.end_time_unix_nano or 0
+            if end < start:
+                return False
+            # Subscripts, not get(): misses are rare, and a subscript is cheaper than a call.
+            try:
+                kind = kind_of[sp.kind]
+            except KeyError:
+                kind = _enum(sp.kind, _KINDS, _KIND_NAMES, SpanKind.UNSPECIFIED)
+            st = sp.status
+            if st is None:
+                status, message = unset, ""
+            else:
+                status = status_of.get(st.code)
+                if status is None:
+                    status = _enum(st.code, _STATUSES, _STATUS_NAMES, unset)
+                message = st.message or ""
+            key = bytes(sp.attributes)
+            try:
+                attrs = attrs_of[key]
+            except KeyError:
+                attrs = self._attributes(key, style)
+            group.append(
+                Span(
+                    tid,
+                    sp.span_id,
+                    parent,
+                    sp.name or "",
+                    kind,
+                    start,
+                    end,
+                    service,
+                    status,
+                    message,
+                    attrs,
+                    res_attrs,
+                    _events(sp.events) if sp.events else (),
+                    _links(sp.links, tid, pending.append) if sp.links else (),
+                )
+            )
+            if parent is None:
+                roots.add(tid)
+        return True
 
     def _resource(self, key: bytes, style: _Style) -> tuple[dict[str, Any], str]:
         """Decode a resource's attributes (a cache miss) and pick its service name."""
@@ -486,10 +712,14 @@ class OtlpConverter:
                     mine = owned[tid] = shard.owns(tid)
                 if not mine:
                     # Another shard's span: checked only as far as a plain read would drop it (so
-                    # every shard agrees on "nothing usable"), then counted, never built.
+                    # every shard agrees on "nothing usable" and on the span counts), then counted,
+                    # never built. A plain read decodes its attributes, which may reject the line.
                     if not _plain_span_id_ok(sp.span_id):
                         dropped += 1
                     else:
+                        key = bytes(sp.attributes)
+                        if key not in cache:
+                            self._attributes(key, style)
                         groups[tid].append(None)  # type: ignore[arg-type]
                     continue
             # Fast path for span ids: 16 hex characters (what every SDK and the Collector write).
