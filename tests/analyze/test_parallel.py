@@ -11,13 +11,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.analyze.truth import request_trace, to_jaeger, to_otlp_lines, to_zipkin
+from tests.analyze.truth import Layout, request_trace, to_jaeger, to_otlp_lines, to_zipkin
+from tracekit.analyze.api import Analysis
 from tracekit.analyze.parallel import MIN_BYTES_ENV, choose_jobs, usable_cpus
 from tracekit.analyze.readers import read_traces
 
@@ -214,3 +216,51 @@ def test_bad_jobs_value_is_one_line(tmp_path: Path, truth_traces: list) -> None:
     path = write_lines(tmp_path / "truth.jsonl", truth_traces[:3])
     code, _, err = analyze(str(path), jobs=0, tmp=tmp_path)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--jobs" in err, err
+
+
+def run_cli(*args: str, jobs: int) -> tuple[int, str, str]:
+    """Run the CLI with output on stdout (not a terminal); return (exit code, stdout, stderr)."""
+    env = dict(os.environ, **{MIN_BYTES_ENV: "1"})
+    cmd = [sys.executable, "-m", "tracekit", "analyze", *args, "--jobs", str(jobs)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),  # text: the slowest trace and the first failed ones
+        ("--slowest", "4"),
+        ("--format", "json", "--slowest", "5"),
+    ],
+    ids=["text", "text-slowest", "json-slowest"],
+)
+def test_text_and_slowest_same_output(tmp_path: Path, args: tuple[str, ...]) -> None:
+    # Failed traces all over the file; nine app durations, so many traces tie (read order decides).
+    traces = [
+        request_trace(
+            n,
+            Layout(app=(1000 + 1000 * (n * 37 % 9), 1000)),
+            failure=FAILURES[n % len(FAILURES)] if n % 3 == 0 else None,
+        )
+        for n in range(1, 61)
+    ]
+    path = write_lines(tmp_path / "t.jsonl", traces)
+    one = run_cli(str(path), *args, jobs=1)
+    two = run_cli(str(path), *args, jobs=2)
+    assert one[0] == 0, one[2]
+    assert two == one
+    # ... and it is the selection the library makes in one process (ties broken by read order).
+    slowest = int(args[args.index("--slowest") + 1]) if "--slowest" in args else 1
+    failed = 0 if "json" in args else 3
+    analysis = Analysis(slowest=slowest, failed=failed)
+    for trace in read_traces(path):
+        analysis.add(trace)
+    expected = [r["trace_id"] for r in analysis.kept()]
+    if "json" in args:
+        shown = [t["trace_id"] for t in json.loads(one[1])["traces"]]
+    else:
+        shown = re.findall(r"^Trace ([0-9a-f]{32}) ", one[1], flags=re.M)
+    assert shown == expected
+    assert len(expected) == slowest + failed

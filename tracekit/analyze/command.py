@@ -190,7 +190,7 @@ def _open_output(output: str | None, binary: bool) -> Iterator[IO[Any]]:
     default="auto",
     show_default=True,
     metavar="N|auto",
-    help="Worker processes for JSON output of large files (auto: all cores, up to 8, from 64 MiB); 1: one.",
+    help="Worker processes for text and JSON output of big files (auto: a core each, up to 8, from 64 MiB).",
 )
 @click.option(
     "--warnings",
@@ -279,8 +279,17 @@ def _run(
     from tracekit.analyze import parallel
 
     n_jobs = parallel.choose_jobs(jobs, paths)
-    if out_format == "json" and slowest is None and not jaeger_url and n_jobs > 1:
-        _run_parallel(paths, output, rules_path, trace_ids, no_skew, n_jobs, sink)
+    # What the text and JSON outputs keep of the traces besides the summary: (slowest, failed)
+    # reports, or None for JSON of every trace (streamed).
+    keep = None
+    if out_format == "text":
+        keep = (slowest or 1, TEXT_FAILED_TRACES)
+    elif out_format == "json" and slowest is not None:
+        keep = (slowest, 0)
+    if out_format in ("json", "text") and not jaeger_url and n_jobs > 1:
+        result = _run_parallel(paths, output, rules_path, trace_ids, no_skew, n_jobs, sink, keep)
+        if result is not None:
+            _render(result, out_format, output, renderer)
         return
     jaeger = None
     if jaeger_url:
@@ -292,10 +301,8 @@ def _run(
     errors: list[str] = []
     traces = _traces(paths, jaeger, sink, errors)
 
-    if out_format == "text":
-        analysis = Analysis(
-            options, trace_ids=trace_ids, slowest=slowest or 1, failed=TEXT_FAILED_TRACES, on_warning=sink
-        )
+    if keep is not None:
+        analysis = Analysis(options, trace_ids=trace_ids, slowest=keep[0], failed=keep[1], on_warning=sink)
     else:
         analysis = Analysis(
             options, trace_ids=trace_ids, slowest=slowest, include_spans=renderer.needs_spans, on_warning=sink
@@ -319,18 +326,24 @@ def _run(
         for trace in traces:
             analysis.add(trace)
         _check_usable(analysis.aggregator.traces, errors, trace_ids, sink)
-        report = analysis.report()
-        if out_format == "text" and output in (None, "-"):
-            from rich.console import Console
-
-            from tracekit.analyze.renderers.text import TextRenderer, print_report
-
-            tty = sys.stdout.isatty()
-            print_report(report, Console(highlight=False, width=None if tty else TextRenderer.width_default))
-            return
-        text = renderer.render(report)
+        _render(analysis.report(), out_format, output, renderer)
+        return
     with _open_output(output, binary=False) as out:
         out.write(text)
+
+
+def _render(report: dict[str, Any], out_format: str, output: str | None, renderer: Any) -> None:
+    """Write a whole report (``{"summary", "traces"}``): the text renderer prints to a terminal."""
+    if out_format == "text" and output in (None, "-"):
+        from rich.console import Console
+
+        from tracekit.analyze.renderers.text import TextRenderer, print_report
+
+        tty = sys.stdout.isatty()
+        print_report(report, Console(highlight=False, width=None if tty else TextRenderer.width_default))
+        return
+    with _open_output(output, binary=False) as out:
+        out.write(renderer.render(report))
 
 
 def _run_html(
@@ -484,8 +497,13 @@ def _run_parallel(
     no_skew: bool,
     jobs: int,
     sink: WarningSink,
-) -> None:
-    """JSON output with worker processes (``parallel.py``): the same report as one process."""
+    keep: tuple[int, int] | None,
+) -> dict[str, Any] | None:
+    """Analyse with worker processes (``parallel.py``): the same result as one process.
+
+    Without ``keep`` (JSON of every trace) the report is written here, merged from the workers'
+    files, and None is returned; with ``keep=(slowest, failed)`` the report to render is returned.
+    """
     from tracekit.analyze import parallel
 
     with parallel.work_directory(output) as work_dir:
@@ -497,11 +515,15 @@ def _run_parallel(
             adjust_skew=not no_skew,
             trace_ids=trace_ids,
             warning_limit=sink.limit,
+            keep=keep,
         )
         sink.add_counted(result.warnings, result.warning_count)
         _check_usable(result.aggregator.traces, result.errors, trace_ids, sink)
+        if keep is not None:
+            return {"summary": result.aggregator.summary(), "traces": result.kept(*keep)}
         with _open_output(output, binary=True) as out:
             parallel.write_json(out, result)
+    return None
 
 
 def _check_usable(traces: int, errors: list[str], trace_ids: tuple[str, ...], sink: WarningSink) -> None:

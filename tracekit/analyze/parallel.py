@@ -43,6 +43,7 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from typing import IO, Any
 
+from tracekit.analyze.api import Selection
 from tracekit.analyze.processors.aggregates import Aggregator, merge_aggregators
 from tracekit.errors import TraceFormatError, TracekitError
 
@@ -139,6 +140,9 @@ class ShardTask:
     trace_ids: list[str] = field(default_factory=list)
     #: Warnings the user will see one by one; a worker keeps only its first ones, and counts the rest.
     warning_limit: int = 10
+    #: ``(slowest, failed)``: keep only the candidates for the N slowest and the failed traces shown
+    #: (text output, ``--slowest``) and write no trace JSON; ``None``: write every trace's JSON.
+    keep: tuple[int, int] | None = None
 
 
 @dataclass
@@ -155,6 +159,8 @@ class ShardResult:
     max_rss_kb: int
     #: A library error that stopped the worker (one line); the command fails with it.
     fatal: str | None = None
+    #: With ``ShardTask.keep``: the worker's candidates (hops as dicts), for ``api.choose``.
+    selection: Selection | None = None
 
 
 class _WarningLog:
@@ -205,7 +211,10 @@ def run_shard(task: ShardTask) -> ShardResult:
     """Read every input, analyse the traces of shard ``task.index``, write their JSON to ``out_path``.
 
     Each line of ``out_path`` is a trace's sort key (fixed-width hex) followed by its JSON, in the
-    order the traces were completed, which is sort order.
+    order the traces were completed, which is sort order. With ``task.keep`` nothing is written:
+    the worker keeps its slowest and failed candidates, ranked by their place in the input
+    (``Trace.order``), so that the parent's :func:`~tracekit.analyze.api.choose` picks what one
+    process would have.
     """
     from tracekit.analyze.api import Analysis
     from tracekit.analyze.processors import Options
@@ -219,7 +228,11 @@ def run_shard(task: ShardTask) -> ShardResult:
     written = 0
     fatal = None
     options = Options(rules=load_rules(task.rules_path), adjust_skew=task.adjust_skew)
-    analysis = Analysis(options, trace_ids=task.trace_ids or None, on_warning=log)
+    keep = task.keep
+    slowest, failed = keep if keep is not None else (None, 0)
+    analysis = Analysis(
+        options, trace_ids=task.trace_ids or None, slowest=slowest, failed=failed, on_warning=log
+    )
     with open(task.out_path, "wb") as out:
         buf = bytearray()
         try:
@@ -231,6 +244,10 @@ def run_shard(task: ShardTask) -> ShardResult:
                         assert trace.order is not None
                         trace.order = (f, *trace.order)
                         log.start_trace(trace.order)
+                        if keep is not None:
+                            analysis.add(trace)
+                            log.start_trace(None)
+                            continue
                         report = analysis.analyse(trace)
                         log.start_trace(None)
                         if report is None:
@@ -262,7 +279,19 @@ def run_shard(task: ShardTask) -> ShardResult:
         traces_written=written,
         max_rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         fatal=fatal,
+        selection=_portable(analysis.selection()) if keep is not None else None,
     )
+
+
+def _portable(selection: Selection) -> Selection:
+    """The selection with its reports' hops as plain dicts, as :meth:`Analysis.kept` hands them out."""
+    from tracekit.analyze.processors.timeline import hops_as_dicts
+
+    for _, _, report in selection.slowest:
+        report["hops"] = hops_as_dicts(report["hops"])
+    for _, report in selection.failed:
+        report["hops"] = hops_as_dicts(report["hops"])
+    return selection
 
 
 def _worker_main(conn: Connection, task: ShardTask) -> None:
@@ -300,6 +329,12 @@ class ParallelResult:
     @property
     def max_rss_kb(self) -> int:
         return max(s.max_rss_kb for s in self.shards)
+
+    def kept(self, slowest: int, failed: int) -> list[dict[str, Any]]:
+        """With ``keep``: the reports one process would have kept (:meth:`Analysis.kept`)."""
+        from tracekit.analyze.api import choose
+
+        return choose([s.selection for s in self.shards if s.selection is not None], slowest, failed)
 
 
 def run_workers(tasks: list[ShardTask]) -> list[ShardResult]:
@@ -356,8 +391,12 @@ def analyze_parallel(
     adjust_skew: bool = True,
     trace_ids: Sequence[str] = (),
     warning_limit: int = 10,
+    keep: tuple[int, int] | None = None,
 ) -> ParallelResult:
     """Analyse ``paths`` with ``jobs`` workers; their trace files are written into ``work_dir``.
+
+    With ``keep=(slowest, failed)`` the workers write no trace files and keep only the candidates
+    for :meth:`ParallelResult.kept` (text output, ``--slowest N``).
 
     :raises TracekitError: a worker met a library error (the message is its one line).
     :raises WorkerCrashed: a worker died or hit a bug.
@@ -372,6 +411,7 @@ def analyze_parallel(
             adjust_skew=adjust_skew,
             trace_ids=list(trace_ids),
             warning_limit=warning_limit,
+            keep=keep,
         )
         for i in range(jobs)
     ]
