@@ -27,42 +27,57 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
-
 from tracekit.analyze.model import RefType, Span, SpanKind, StatusCode, Trace
 
 
-class SpanNode(msgspec.Struct, eq=False):
+class SpanNode:
     """One span in the tree, plus the per-span results processors fill in.
 
     ``start``/``end`` begin as the span's own times and change only through clock-skew adjustment;
-    the span itself is immutable and keeps the recorded times. A (mutable) msgspec Struct rather
-    than a class with ``__slots__``: one is made per span, and the Struct's constructor fills the
-    defaults in C instead of running an ``__init__`` (``eq=False``: nodes compare by identity).
+    the span itself is immutable and keeps the recorded times.
     """
 
-    span: Span
-    start: int
-    end: int
-    parent: SpanNode | None = None
-    children: list[SpanNode] = msgspec.field(default_factory=list)
-    depth: int = 0
-    #: Clock-skew shift applied to this span (ns), 0 when none.
-    shift_ns: int = 0
-    #: Layer of the component that emitted the span (layer classification).
-    layer: str = "unknown"
-    #: Layer its critical-path time is attributed to: ``layer`` except for CLIENT spans, whose
-    #: uncovered time belongs to the hop they cross (edge, service, sidecar, db, external).
-    hop_layer: str = "unknown"
-    #: Time on the critical path attributed to this span (ns).
-    self_ns: int = 0
-    critical: bool = False
-    failed: bool = False
-    # Critical-path scratch: clipped bounds, eligible children (latest end first), walk cursor.
-    cs: int = 0
-    ce: int = 0
-    cands: list[SpanNode] | tuple[()] = ()
-    cursor: int = 0
+    __slots__ = (
+        "cands",
+        "ce",
+        "children",
+        "critical",
+        "cs",
+        "cursor",
+        "depth",
+        "end",
+        "failed",
+        "hop_layer",
+        "layer",
+        "parent",
+        "self_ns",
+        "shift_ns",
+        "span",
+        "start",
+    )
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self.parent: SpanNode | None = None
+        self.children: list[SpanNode] = []
+        self.depth = 0
+        self.start = span.start_ns
+        self.end = span.end_ns
+        #: Clock-skew shift applied to this span (ns), 0 when none.
+        self.shift_ns = 0
+        #: Layer of the component that emitted the span (layer classification).
+        self.layer = "unknown"
+        #: Layer its critical-path time is attributed to: ``layer`` except for CLIENT spans, whose
+        #: uncovered time belongs to the hop they cross (edge, service, sidecar, db, external).
+        self.hop_layer = "unknown"
+        #: Time on the critical path attributed to this span (ns).
+        self.self_ns = 0
+        self.critical = False
+        self.failed = False
+        # Critical-path scratch: clipped bounds, eligible children (latest end first), walk cursor.
+        self.cs = self.ce = 0
+        self.cands: list[SpanNode] | tuple[()] = ()
+        self.cursor = 0
 
     @property
     def duration(self) -> int:
@@ -213,7 +228,7 @@ def build_span_tree(trace: Trace) -> SpanTree:
         if span.span_id in by_id:
             duplicates += 1
             continue
-        node = by_id[span.span_id] = SpanNode(span, span.start_ns, span.end_ns)
+        node = by_id[span.span_id] = SpanNode(span)
         add_node(node)
     tree.error_spans = errors
     if duplicates:
