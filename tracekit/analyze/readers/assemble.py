@@ -143,50 +143,33 @@ class TraceAssembler:
         of spans, in first-appearance order: the other shards' spans are counted where a plain read
         would count them, so ``last`` (the window rule and ``Trace.order``) is the same.
         """
-        shard = self.shard
-        if counts is None and shard is not None:  # every span was built: keep only ours
+        if counts is None:  # every span was built (no shard, or the per-span path): count them here
             counts = {trace_id: len(spans) for trace_id, spans in groups.items()}
-            groups = {trace_id: spans for trace_id, spans in groups.items() if shard.owns(trace_id)}
+            shard = self.shard
+            if shard is not None:  # keep only ours
+                groups = {trace_id: spans for trace_id, spans in groups.items() if shard.owns(trace_id)}
         read = self.spans_read
         open_ = self._open
+        get = groups.get
         added = 0
-        if counts is None:
-            for trace_id, spans in groups.items():
-                o = open_.get(trace_id)
-                if o is None:
-                    o = self._reopen(trace_id)
-                else:
-                    open_.move_to_end(trace_id)
-                if o.spans:
-                    o.spans += spans
-                else:
-                    o.spans = spans  # the batch's list is handed over, not copied
-                if trace_id in roots:
-                    o.has_root = True
-                n = len(spans)
-                read += n
-                added += n
-                o.last = read
-        else:
-            get = groups.get
-            for trace_id, n in counts.items():
-                read += n
-                spans = get(trace_id)
-                if spans is None:
-                    continue  # another shard's trace
-                o = open_.get(trace_id)
-                if o is None:
-                    o = self._reopen(trace_id)
-                else:
-                    open_.move_to_end(trace_id)
-                if o.spans:
-                    o.spans += spans
-                else:
-                    o.spans = spans
-                if trace_id in roots:
-                    o.has_root = True
-                added += n
-                o.last = read
+        for trace_id, n in counts.items():
+            read += n
+            spans = get(trace_id)
+            if spans is None:
+                continue  # another shard's trace
+            o = open_.get(trace_id)
+            if o is None:
+                o = self._reopen(trace_id)
+            else:
+                open_.move_to_end(trace_id)
+            if o.spans:
+                o.spans += spans
+            else:
+                o.spans = spans  # the batch's list is handed over, not copied
+            if trace_id in roots:
+                o.has_root = True
+            added += n
+            o.last = read
         self.spans_read = read
         self.open_spans += added
 
