@@ -236,9 +236,13 @@ def spans_of(tree: SpanTree) -> list[dict[str, Any]]:
     assert root is not None
     t0 = root.start
     out = []
+    append, status_name = out.append, STATUS_NAMES.get
     for node in tree.nodes:
         span = node.span
-        out.append(
+        kind = span.kind
+        start = node.start
+        events = span.events
+        append(
             {
                 "span_id": span.span_id,
                 "parent_id": span.parent_id,
@@ -246,21 +250,24 @@ def spans_of(tree: SpanTree) -> list[dict[str, Any]]:
                 "service": span.service,
                 "layer": node.hop_layer,
                 "span_layer": node.layer,
-                "kind": KIND_NAMES[span.kind] if 0 <= span.kind < 6 else "unspecified",
-                "start_ms": (node.start - t0) / 1e6,
-                "duration_ms": (node.end - node.start) / 1e6,
+                "kind": KIND_NAMES[kind] if 0 <= kind < 6 else "unspecified",
+                "start_ms": (start - t0) / 1e6,
+                "duration_ms": (node.end - start) / 1e6,
                 "self_ms": node.self_ns / 1e6,
-                "status": STATUS_NAMES.get(span.status, "unset"),
+                "status": status_name(span.status, "unset"),
                 "status_message": span.status_message,
                 "critical": node.critical,
                 "failed": node.failed,
                 "attributes": span.attributes,
                 "resource": span.resource,
+                # Most spans have no events: skip building an empty list comprehension for them.
                 "events": [
-                    {"name": e.name, "time_ms": (e.time_ns - span.start_ns + node.start - t0) / 1e6}
+                    {"name": e.name, "time_ms": (e.time_ns - span.start_ns + start - t0) / 1e6}
                     | ({"attributes": e.attributes} if e.attributes else {})
-                    for e in span.events
-                ],
+                    for e in events
+                ]
+                if events
+                else [],
             }
         )
     return out

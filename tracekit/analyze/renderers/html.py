@@ -241,7 +241,7 @@ class ViewBuilder:
         self.durations.append(duration)
         self.errors.append(failed)
         layers = trace.get("layers") or {}
-        self.layer_ms.extend(float(layers.get(layer) or 0.0) for layer in LAYERS)
+        self.layer_ms.extend([float(layers.get(layer) or 0.0) for layer in LAYERS])
         self.ids.append(trace.get("trace_id"))
         self.span_count += len(trace.get("spans") or ())
         diagnosis = trace.get("diagnosis") or {}
@@ -667,6 +667,11 @@ def build_flow(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 #: A node as seen while streaming: its final id (a str), or, for a process or database node whose
 #: pod may still be folded into "N more pods", a tuple holding the raw pod name.
 _NodeKey = str | tuple[str, ...]
+#: How many (service, attributes, resource) combinations FlowBuilder remembers the node of; past that it
+#: forgets them all (spans with their own attribute dicts would otherwise keep every dict alive).
+_NODE_CACHE_SIZE = 4096
+#: "Not computed yet" (None is a value).
+_UNSET: Any = object()
 
 
 class FlowBuilder:
@@ -698,6 +703,11 @@ class FlowBuilder:
         self.pod_spans: Counter[Any] = Counter()
         self.workload: dict[Any, str] = {}
         self._seq = 0
+        #: (service, id(attributes), id(resource)) -> (attributes, resource, raw pod, node key, the
+        #: BACKEND_SERVICE_NAME attribute): readers
+        #: share one attributes/resource dict between the spans that have equal ones, so most spans
+        #: skip the attribute lookups. The entry holds the dicts, so their ids stay theirs while cached.
+        self._node_cache: dict[tuple[Any, int, int], tuple[Any, ...]] = {}
 
     # --- folding -----------------------------------------------------------------------------
 
@@ -728,24 +738,23 @@ class FlowBuilder:
 
     # --- streaming ---------------------------------------------------------------------------
 
-    def _count_pods(self, spans: Iterable[Mapping[str, Any]]) -> None:
-        for s in spans:
-            pod = _get(s, K8S_POD_NAME)
-            if pod:
-                self.pod_spans[pod] += 1
-                if pod not in self.workload:
-                    self.workload[pod] = str(
-                        _get(s, K8S_DEPLOYMENT_NAME)
-                        or _get(s, K8S_STATEFULSET_NAME)
-                        or _get(s, K8S_DAEMONSET_NAME)
-                        or re.sub(r"-[a-z0-9]{1,10}$", "", str(pod))
-                    )
+    def _count_pod(self, span: Mapping[str, Any], pod: Any) -> None:
+        self.pod_spans[pod] += 1
+        if pod not in self.workload:
+            self.workload[pod] = str(
+                _get(span, K8S_DEPLOYMENT_NAME)
+                or _get(span, K8S_STATEFULSET_NAME)
+                or _get(span, K8S_DAEMONSET_NAME)
+                or re.sub(r"-[a-z0-9]{1,10}$", "", str(pod))
+            )
 
     def _node_add(self, key: _NodeKey, latency: float, error: bool, layer: str | None) -> None:
         acc = self.nodes.get(key)
         if acc is None:
             acc = self.nodes[key] = _Acc()
-        acc.add(latency, error)
+        acc.count += 1  # _Acc.add, inlined: once per span
+        acc.errors += error
+        acc.latencies.append(latency)
         if layer:
             entry = acc.layers.get(layer)
             if entry is None:
@@ -760,29 +769,44 @@ class FlowBuilder:
         acc = self.edges.get(key)
         if acc is None:
             acc = self.edges[key] = _Acc()
-        acc.add(latency, error, net)
+        acc.count += 1  # _Acc.add, inlined: once per call
+        acc.errors += error
+        acc.latencies.append(latency)
+        if net is not None:
+            acc.net.append(net)
 
-    def _node_of(self, span: Mapping[str, Any]) -> _NodeKey:
-        service = str(span.get("service") or "unknown")
-        pod = _get(span, K8S_POD_NAME)
+    def _node_of(self, span: Mapping[str, Any]) -> tuple[Any, _NodeKey, Any]:
+        """(the span's raw pod, its process node, its BACKEND_SERVICE_NAME attribute), the node's
+        description recorded when first seen."""
+        attributes, resource, service = span.get("attributes"), span.get("resource"), span.get("service")
+        cache_key = (service, id(attributes), id(resource))
+        hit = self._node_cache.get(cache_key)
+        if hit is not None:
+            return hit[2], hit[3]
+        name = str(service or "unknown")
+        raw_pod = pod = _get(span, K8S_POD_NAME)
         container = _get(span, K8S_CONTAINER_NAME)
         key: _NodeKey
         if self._shown is not None:
             pod = self._shown.get(pod, pod)
-            key = f"p|{service}|{pod or ''}|{container or ''}"
+            key = f"p|{name}|{pod or ''}|{container or ''}"
         else:
-            key = ("p", service, pod if pod else "", f"{container or ''}")
+            key = ("p", name, pod if pod else "", f"{container or ''}")
         if key not in self.info:
             self.info[key] = {
                 "id": key,
-                "label": service,
+                "label": name,
                 "kind": "process",
                 "pod": pod,
                 "container": container,
                 "namespace": _get(span, K8S_NAMESPACE_NAME),
                 "node": _get(span, K8S_NODE_NAME),
             }
-        return key
+        if len(self._node_cache) >= _NODE_CACHE_SIZE:
+            self._node_cache.clear()
+        backend = (attributes or {}).get(BACKEND_SERVICE_NAME)
+        self._node_cache[cache_key] = (attributes, resource, raw_pod, key, backend)
+        return raw_pod, key, backend
 
     def _virtual(self, key: _NodeKey, label: str, layer: str, kind: str, **extra: Any) -> _NodeKey:
         if key not in self.info:
@@ -792,74 +816,86 @@ class FlowBuilder:
     def add(self, trace: Mapping[str, Any]) -> None:
         """Fold one trace report (spans included; hops when it has none) into the diagram."""
         spans = trace.get("spans") or ()
-        if not self.fixed:
-            self._count_pods(spans)
         if not spans:
             self._add_hops(trace)
             return
+        count = not self.fixed
         pairs = self.pairs
-        by_id = {s.get("span_id"): s for s in spans}
-        children: dict[Any, list[Mapping[str, Any]]] = defaultdict(list)
+        node_add, edge_add, node_of = self._node_add, self._edge_add, self._node_of
+        # A span's node and its parent's are looked up by span id: with duplicate ids, the last span
+        # with the id wins (as a dict built over the spans has it).
+        node_ids: dict[Any, _NodeKey] = {}
+        #: parent id -> its children's rows; a row is (span, span id, parent id, raw pod, its
+        #: BACKEND_SERVICE_NAME attribute, duration, error), each read from the span once.
+        children: dict[Any, list[tuple[Any, ...]]] = {}
+        rows = []
+        cache, pod_spans, workload = self._node_cache, self.pod_spans, self.workload
         for s in spans:
-            children[s.get("parent_id")].append(s)
-        service_name = next(
-            (v for s in spans if (v := s.get("attributes", {}).get(BACKEND_SERVICE_NAME))), None
-        )
-        node_ids = {s.get("span_id"): self._node_of(s) for s in spans}
-        for s in spans:
-            sid, me = s.get("span_id"), node_ids[s.get("span_id")]
-            duration = float(s.get("duration_ms") or 0.0)
-            error = s.get("status") == "error"
-            parent = by_id.get(s.get("parent_id"))
-            caller = None if parent is None else node_ids[parent.get("span_id")]
+            hit = cache.get((s.get("service"), id(s.get("attributes")), id(s.get("resource"))))
+            pod, key, backend = (hit[2], hit[3], hit[4]) if hit is not None else node_of(s)
+            if count and pod:
+                if pod in workload:
+                    pod_spans[pod] += 1
+                else:
+                    self._count_pod(s, pod)
+            sid, pid = s.get("span_id"), s.get("parent_id")
+            node_ids[sid] = key
+            row = (s, sid, pid, pod, backend, float(s.get("duration_ms") or 0.0), s.get("status") == "error")
+            siblings = children.get(pid)
+            if siblings is None:
+                children[pid] = [row]
+            else:
+                siblings.append(row)
+            rows.append(row)
+        service_name: Any = _UNSET
+        for s, sid, pid, pod, backend, duration, error in rows:
+            me = node_ids[sid]
+            caller = node_ids.get(pid)
             if caller is None or caller != me:
                 if caller is not None:
                     pairs.add((caller, me))
                 # "span_layer" is what the span is (the processors' classification); "layer" is where its
                 # own time went (a client's span is "edge" time), so boxes go by the former.
-                self._node_add(me, duration, error, s.get("span_layer") or s.get("layer"))
+                node_add(me, duration, error, s.get("span_layer") or s.get("layer"))
             remote = []
             for c in children.get(sid, ()):
-                callee = node_ids[c.get("span_id")]
+                callee = node_ids[c[1]]
                 if callee != me:
                     pairs.add((me, callee))
-                    remote.append(c)
+                    remote.append((c, callee))
             if s.get("kind") != "client":
                 # A span calling another process without a CLIENT span (ingress-nginx's single span).
-                for c in remote:
-                    self._edge_add(
-                        (me, node_ids[c.get("span_id")]),
-                        float(c.get("duration_ms") or 0.0),
-                        c.get("status") == "error",
-                    )
+                for c, callee in remote:
+                    edge_add((me, callee), c[5], c[6])
                 continue
-            covered = _covered(s, remote)
+            covered = _covered(s, duration, remote) if remote else 0.0
             net = max(0.0, duration - covered)
             layer = s.get("layer")
             through_service = layer == "service" or (
-                remote
-                and _get(s, K8S_POD_NAME) is None
-                and layer == "ingress"
-                and _get(remote[0], K8S_POD_NAME)
+                remote and pod is None and layer == "ingress" and _get(remote[0][0][0], K8S_POD_NAME)
             )
             if through_service:
-                name = s.get("attributes", {}).get(BACKEND_SERVICE_NAME) or service_name or "Service"
+                name = backend
+                if not name:
+                    if service_name is _UNSET:
+                        # The trace's first span naming the Kubernetes Service.
+                        service_name = next((row[4] for row in rows if row[4]), None)
+                    name = service_name or "Service"
                 svc = self._virtual(f"s|{name}", str(name), "service", "k8s-service")
-                self._edge_add((me, svc), duration, error)
-                self._node_add(svc, net, error and not remote, "service")
-                for c in remote:
-                    c_dur = float(c.get("duration_ms") or 0.0)
-                    self._edge_add((svc, node_ids[c.get("span_id")]), c_dur, c.get("status") == "error", net)
+                edge_add((me, svc), duration, error)
+                node_add(svc, net, error and not remote, "service")
+                for c, callee in remote:
+                    edge_add((svc, callee), c[5], c[6], net)
                 continue
             if remote:
-                for c in remote:
-                    self._edge_add((me, node_ids[c.get("span_id")]), duration, error, net)
+                for _, callee in remote:
+                    edge_add((me, callee), duration, error, net)
                 continue
             # Nobody answered with a span: the callee is the database, an external peer, or unknown.
             db_system = _get(s, "db.system.name") or _get(s, "db.system")
             if db_system or layer == "db":
                 label = str(db_system or "database")
-                raw_pod = _get(s, K8S_POD_NAME)
+                raw_pod = pod
                 # The database lives in the pod of the container that opens it (SQLite is a file there).
                 target: _NodeKey
                 if self._shown is not None:
@@ -952,16 +988,23 @@ def _final_key(key: _NodeKey, shown: Mapping[Any, str]) -> str:
     return f"d|{key[1]}|{key[2]}"
 
 
-def _covered(span: Mapping[str, Any], children: Sequence[Mapping[str, Any]]) -> float:
-    """Milliseconds of ``span`` covered by the union of its children's intervals."""
+def _covered(span: Mapping[str, Any], duration: float, remote: Sequence[tuple[Any, ...]]) -> float:
+    """Milliseconds of ``span`` covered by the union of its children's intervals.
+
+    ``remote`` holds ``(child row, node)`` pairs (see :meth:`FlowBuilder.add`: a row's [0] is the
+    span, [5] its duration).
+    """
     start = float(span.get("start_ms") or 0.0)
-    end = start + float(span.get("duration_ms") or 0.0)
+    end = start + duration
+    if len(remote) == 1:
+        row = remote[0][0]
+        c_start = float(row[0].get("start_ms") or 0.0)
+        a, b = max(start, c_start), min(end, c_start + row[5])
+        return 0.0 if b <= a else b - a
     intervals = sorted(
-        (
-            max(start, float(c.get("start_ms") or 0.0)),
-            min(end, float(c.get("start_ms") or 0.0) + float(c.get("duration_ms") or 0.0)),
-        )
-        for c in children
+        (max(start, c_start), min(end, c_start + row[5]))
+        for row, _ in remote
+        for c_start in (float(row[0].get("start_ms") or 0.0),)
     )
     total, cur_start, cur_end = 0.0, None, None
     for a, b in intervals:
