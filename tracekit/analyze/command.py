@@ -101,15 +101,7 @@ def _traces(
     errors: list[str],
 ) -> Iterator[Trace]:
     """Every trace of every source; a source that yields nothing usable is an error, kept for later."""
-    from tracekit.analyze.readers import read_traces
-
-    for path in paths:
-        try:
-            yield from read_traces(path, on_warning=sink)
-        except TraceFormatError as exc:
-            errors.append(str(exc))
-            if len(paths) > 1 or jaeger:
-                sink(str(exc))
+    yield from _read_sources([(path, None) for path in paths], sink, errors, more=jaeger is not None)
     if jaeger is not None:
         try:
             from tracekit.analyze.readers.jaeger_api import fetch_traces
@@ -448,9 +440,11 @@ def _spool_stdin(paths: tuple[str, ...]) -> Iterator[list[tuple[str, str | None]
 
 
 def _read_sources(
-    sources: list[tuple[str, str | None]], on_warning: Any, errors: list[str]
+    sources: list[tuple[str, str | None]], on_warning: Any, errors: list[str], *, more: bool = False
 ) -> Iterator[Trace]:
-    """:func:`_traces` for files only, with a display name per source (spooled stdin)."""
+    """Every trace of every file, with a display name per source (``None``: the path; spooled stdin
+    says ``<stdin>``). A file with nothing usable is kept in ``errors`` for later, and is also a
+    warning when other sources remain (several files, or ``more`` to come)."""
     from tracekit.analyze.readers import read_traces
 
     for path, name in sources:
@@ -458,7 +452,7 @@ def _read_sources(
             yield from read_traces(path, on_warning=on_warning, name=name)
         except TraceFormatError as exc:
             errors.append(str(exc))
-            if len(sources) > 1:
+            if len(sources) > 1 or more:
                 on_warning(str(exc))
 
 

@@ -152,17 +152,6 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def select_samples(traces: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[str]]]:
-    """Pick at most MAX_SAMPLES traces worth a waterfall, each with why it was picked."""
-    traces = list(traces)
-    builder = ViewBuilder(flow=False)
-    for trace in traces:
-        builder.add(trace)
-    by_id = {t.get("trace_id"): t for t in traces}
-    chosen = builder.select_samples(same=lambda i, j: traces[i] == traces[j])
-    return [(by_id[tid], why) for tid, why in chosen]
-
-
 class _TraceIds:
     """Trace ids in read order, 16 bytes each when they are the usual 32 lowercase hex digits."""
 
