@@ -9,19 +9,23 @@ back into read order), stderr and the exit code.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from tests.analyze.truth import Layout, request_trace, to_jaeger, to_otlp_lines, to_zipkin
+from tracekit.analyze import parallel
 from tracekit.analyze.api import Analysis
 from tracekit.analyze.parallel import MIN_BYTES_ENV, choose_jobs, usable_cpus
 from tracekit.analyze.readers import read_traces
+from tracekit.analyze.renderers.json import stream_json
 
 FAILURES = ("edge", "ingress", "service", "app", "sidecar", "db", "envoy")
 
@@ -264,3 +268,43 @@ def test_text_and_slowest_same_output(tmp_path: Path, args: tuple[str, ...]) -> 
         shown = re.findall(r"^Trace ([0-9a-f]{32}) ", one[1], flags=re.M)
     assert shown == expected
     assert len(expected) == slowest + failed
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_forked_and_spawned_workers_write_the_same_report(
+    tmp_path: Path, truth_traces: list, method: str
+) -> None:
+    """Workers are forked while the parent runs one thread and spawned otherwise (a running thread
+    here makes them spawned); both give the report one process writes, byte for byte."""
+    path = write_lines(tmp_path / "truth.jsonl", truth_traces)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    if method == "spawn":
+        thread.start()
+    elif threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: workers would be spawned")
+    try:
+        assert parallel._context().get_start_method() == method
+        out = io.BytesIO()
+        with parallel.work_directory(None) as work_dir:
+            result = parallel.analyze_parallel([str(path)], 2, work_dir)
+            parallel.write_json(out, result)
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+    analysis = Analysis()
+    single = io.BytesIO()
+    stream_json(single, (r for r in map(analysis.analyse, read_traces(path)) if r), analysis.summary)
+    assert out.getvalue() == single.getvalue()
+    assert all(shard.traces_written for shard in result.shards)  # both workers had traces
+
+
+def test_worker_error_is_its_one_line(tmp_path: Path, truth_traces: list) -> None:
+    """A worker that fails reports its own one line through the parent (not a hang, not a traceback)."""
+    path = write_lines(tmp_path / "truth.jsonl", truth_traces[:5])
+    with (
+        parallel.work_directory(None) as work_dir,
+        pytest.raises(parallel.WorkerCrashed, match=r"worker \d: .*missing\.yaml"),
+    ):
+        parallel.analyze_parallel([str(path)], 2, work_dir, rules_path=str(tmp_path / "missing.yaml"))

@@ -23,6 +23,7 @@ from tracekit.analyze.processors.aggregates import Aggregator
 from tracekit.analyze.processors.timeline import KIND_NAMES, STATUS_NAMES, hops_as_dicts
 from tracekit.analyze.rules import load_rules
 from tracekit.analyze.tree import SpanTree, build_span_tree
+from tracekit.errors import TracekitError
 
 WarningCallback = Callable[[str], None]
 
@@ -30,11 +31,24 @@ __all__ = ["Analysis", "Selection", "analyze_paths", "analyze_traces", "choose",
 
 
 def normalize_trace_id(value: str) -> str:
-    """A user-given trace id as the model spells it: lowercase hex, left-padded to 32 characters."""
-    text = value.strip().lower()
-    if text.startswith("0x"):
+    """A user-given trace id as the model spells it: lowercase hex, left-padded to 32 characters.
+
+    The readers' own rule (``readers.common.normalize_id``), so every id the output prints can be
+    given back: hex in any case (``0x`` allowed, short ids zero-padded, a 64-character id whose high
+    half is zero), and ids that are not hex (``trace-123`` in synthetic Jaeger files) by the same
+    stable hash the reader gave them.
+
+    :raises TracekitError: empty, or more hex digits than a trace id has.
+    """
+    from tracekit.analyze.readers.common import BadId, normalize_id
+
+    text = value.strip()
+    if text[:2].lower() == "0x":
         text = text[2:]
-    return text.rjust(32, "0")
+    try:
+        return normalize_id(text, 16, base64_ok=False, free_text_ok=True)
+    except BadId as exc:
+        raise TracekitError(f"--trace-id {value!r}: not a trace id ({exc})") from None
 
 
 def trace_route(tree: SpanTree) -> str:

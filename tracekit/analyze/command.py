@@ -73,6 +73,27 @@ class WarningSink:
             )
 
 
+class _OneLineUsageError(click.UsageError):
+    """A bad option value (``--slowest 0``, ``--warnings x``) as the command's one error line.
+
+    Click prints usage errors as three lines (usage, a hint, the error); every other error of the
+    command is one line naming the problem, and scripts read stderr that way.
+    """
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"tracekit analyze: error: {self.format_message()}", err=True)
+
+
+class _AnalyzeCommand(click.Command):
+    """``click.Command`` whose argument errors are one line on stderr (exit code 2, as before)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc.format_message(), exc.ctx) from None
+
+
 def _fail(message: str) -> None:
     click.echo(f"tracekit analyze: error: {message}", err=True)
     sys.exit(2)
@@ -135,7 +156,7 @@ def _open_output(output: str | None, binary: bool) -> Iterator[IO[Any]]:
     handle.close()
 
 
-@click.command("analyze")
+@click.command("analyze", cls=_AnalyzeCommand)
 @click.argument("paths", nargs=-1, metavar="PATH...")
 @click.option(
     "--format",
@@ -247,7 +268,7 @@ def _run(
     jobs: str,
     sink: WarningSink,
 ) -> None:
-    from tracekit.analyze.api import Analysis
+    from tracekit.analyze.api import Analysis, normalize_trace_id
     from tracekit.analyze.processors import Options
     from tracekit.analyze.renderers import get_renderer
     from tracekit.analyze.rules import load_rules
@@ -258,6 +279,13 @@ def _run(
         raise TracekitError("--jaeger needs --service NAME or --trace-id ID")
     if not jaeger_url and (service or lookback != "1h" or limit != 20):
         raise TracekitError("--service, --lookback and --limit only apply with --jaeger URL")
+    from tracekit.analyze import parallel
+
+    parallel.parse_jobs(jobs)  # a bad value is an error whatever the format, and before any work
+    _check_output_not_input(output, paths, rules_path)
+    if not jaeger_url:  # the Jaeger source checks its ids itself (hex only: they go into the URL)
+        for trace_id in trace_ids:
+            normalize_trace_id(trace_id)
     out_format = _output_format(fmt, output)
     renderer = (
         get_renderer(out_format, color=output in (None, "-") and sys.stdout.isatty())
@@ -268,7 +296,6 @@ def _run(
     if out_format == "html" and slowest is None and not jaeger_url and paths.count("-") <= 1:
         _run_html(paths, output, options, trace_ids, sink)
         return
-    from tracekit.analyze import parallel
 
     n_jobs = parallel.choose_jobs(jobs, paths)
     # What the text and JSON outputs keep of the traces besides the summary: (slowest, failed)
@@ -322,6 +349,19 @@ def _run(
         return
     with _open_output(output, binary=False) as out:
         out.write(text)
+
+
+def _check_output_not_input(output: str | None, paths: tuple[str, ...], rules_path: str | None) -> None:
+    """``-o`` naming an input file would truncate it while it is being read (a JSONL input is
+    streamed): the input is lost and the report covers whatever was read before. Refuse it."""
+    if output is None or output == "-" or not os.path.exists(output):
+        return
+    for path in (*paths, *([rules_path] if rules_path else [])):
+        if path == "-":
+            continue
+        with contextlib.suppress(OSError):
+            if os.path.samefile(output, path):
+                raise RendererOptionError(f"{output}: the output file is also an input; give another -o FILE")
 
 
 def _render(report: dict[str, Any], out_format: str, output: str | None, renderer: Any) -> None:

@@ -255,6 +255,13 @@ def load_rules(path: str | Path | None = None) -> RuleTable:
     sidecar = user.get("sidecar") if isinstance(user.get("sidecar"), dict) else builtin.get("sidecar", {})
     if "sidecar" in user and not isinstance(user["sidecar"], dict):
         raise RulesError(f"{where_user}: 'sidecar' must be a mapping with 'containers' and/or 'services'")
+    unknown_sidecar = set(sidecar) - {"containers", "services"}
+    if unknown_sidecar:
+        # A typo ("container:") would otherwise replace the built-in lists with nothing, silently.
+        raise RulesError(
+            f"{where_user}: sidecar: unknown key(s) {sorted(map(str, unknown_sidecar))}; "
+            "expected 'containers', 'services'"
+        )
     containers = frozenset(_str_list(sidecar.get("containers", []), f"{path}: sidecar.containers"))
     services = frozenset(_str_list(sidecar.get("services", []), f"{path}: sidecar.services"))
     sidecar_rules = []

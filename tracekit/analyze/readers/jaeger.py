@@ -122,7 +122,12 @@ class JaegerConverter:
         self._resources: dict[int, tuple[str, dict[str, Any]]] = {}
 
     def feed(self, data: bytes, line: int | None) -> int:
-        doc = _DECODER.decode(data)
+        try:
+            doc = _DECODER.decode(data)
+        except msgspec.ValidationError as exc:
+            # One span with a bad field (a duration as a string) must not cost the whole document:
+            # a Jaeger file is one document, not one line per batch as OTLP's are.
+            doc = self._lenient(data, exc, line)
         if isinstance(doc, list):
             traces = doc
         elif doc.data is not None:
@@ -140,6 +145,45 @@ class JaegerConverter:
             kept += self._trace(tr, line)
         self.spans_ok += kept
         return kept
+
+    def _lenient(self, data: bytes, error: msgspec.ValidationError, line: int | None) -> _Envelope:
+        """Decode span by span, dropping (with a warning) the spans that do not validate.
+
+        :raises msgspec.ValidationError: ``error`` again when the fault is outside the spans (the
+            document's shape, a process), or when no span at all validates.
+        """
+        raw = msgspec.json.decode(data)
+        if isinstance(raw, dict) and isinstance(raw.get("data"), list):
+            raw_traces, holder = raw["data"], raw
+        elif isinstance(raw, dict) and isinstance(raw.get("spans"), list):
+            raw_traces, holder = [raw], None
+        elif isinstance(raw, list):
+            raw_traces, holder = raw, None
+        else:
+            raise error
+        traces: list[_Trace] = []
+        good = 0
+        for t_index, raw_trace in enumerate(raw_traces):
+            if not isinstance(raw_trace, dict) or not isinstance(raw_trace.get("spans", []), list):
+                raise error
+            spans: list[_Span] = []
+            for s_index, raw_span in enumerate(raw_trace.get("spans") or ()):
+                try:
+                    spans.append(msgspec.convert(raw_span, _Span))
+                except msgspec.ValidationError as exc:
+                    where = f"trace {t_index + 1}, span {s_index + 1}"
+                    self.report.warn(f"Jaeger JSON: {where} dropped: {_field_error(exc)}", line=line)
+            good += len(spans)
+            try:
+                trace = msgspec.convert({**raw_trace, "spans": []}, _Trace)
+            except msgspec.ValidationError:
+                raise error from None
+            trace.spans = spans
+            traces.append(trace)
+        if not good:
+            raise error
+        errors = holder.get("errors") if holder is not None else None
+        return _Envelope(data=traces, errors=errors)
 
     def _process(self, proc: _Process | None) -> tuple[str, dict[str, Any]]:
         if proc is None:
@@ -261,3 +305,12 @@ def _status(attrs: dict[str, Any]) -> tuple[StatusCode, str]:
     if code == "OK":
         return StatusCode.OK, message
     return StatusCode.UNSET, message
+
+
+def _field_error(exc: msgspec.ValidationError) -> str:
+    """``Expected `int`, got `str` - at `$.duration``` as ``field duration: Expected ...``."""
+    text = " ".join(str(exc).split())
+    if " - at `$" in text:
+        message, path = text.split(" - at `$", 1)
+        return f"field {path.rstrip('`').lstrip('.')}: {message}"
+    return text[:200]

@@ -26,7 +26,7 @@ import requests
 from tracekit.analyze.model import Trace
 from tracekit.analyze.readers.assemble import TraceAssembler
 from tracekit.analyze.readers.common import WarningCallback, WarningReporter, clip, split_frames
-from tracekit.analyze.readers.otlp import OtlpConverter, decode, typed_error
+from tracekit.analyze.readers.otlp import OtlpConverter, decode, resource_spans_of, typed_error
 from tracekit.errors import TraceFormatError
 
 #: (connect, read) timeouts in seconds for calls to Jaeger.
@@ -139,6 +139,9 @@ def fetch_traces(
         if env.error is not None and env.result is None:
             message = env.error.get("message", env.error) if isinstance(env.error, dict) else env.error
             raise TraceFormatError(f"Jaeger error: {clip(str(message), 200)}", path=shown)
+        if env.error is None and env.result is not None and resource_spans_of(env) is None:
+            # protojson omits an empty list: an empty TracesData frame is ``{"result": {}}``.
+            continue
         try:
             conv.add_envelope(env, frames)
         except msgspec.ValidationError as e:  # an attribute list (decoded late, see otlp.py)
