@@ -273,19 +273,35 @@ def test_output_that_is_an_input_is_refused(otlp_file: Path, fmt: str) -> None:
 DATA = Path(__file__).parent / "data" / "bughunt"
 
 
-@pytest.mark.xfail(strict=True, reason="readers/otlp.py: a missing startTimeUnixNano reads as 0, no warning")
-@pytest.mark.parametrize("name", ["otlp_root_without_start.json", "otlp_child_without_start.json"])
-def test_otlp_span_without_start_time_is_warned(name: str) -> None:
-    # The root case gives a 55-year trace (start_time 1970-01-01) with no warning at all; the child
-    # case a span from 1970 under a 2025 root, silently off the critical path. The Jaeger reader
-    # warns ("no startTime"), the Zipkin reader merges or drops such spans with a warning.
-    result = run(str(DATA / name), "--format", "json")
-    assert result.exit_code == 0
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_otlp_span_without_a_start_time_is_dropped_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
+) -> None:
+    # It read as 0: a child sat in 1970 under a 2025 root, silently off the critical path, and a
+    # root made a 55-year trace. Now a missing, zero or negative startTimeUnixNano drops the span
+    # with a warning naming the field, in one process and in parallel workers alike.
+    monkeypatch.setenv("TRACEKIT_PARALLEL_MIN_BYTES", "1")
+    result = run(str(DATA / "otlp_child_without_start.json"), "--format", "json", "--jobs", jobs)
+    assert result.exit_code == 0, result.stderr
     (trace,) = json.loads(result.stdout)["traces"]
-    assert any("start" in w.lower() for w in trace["warnings"]), trace["warnings"]
+    assert trace["span_count"] == 1 and trace["duration_ms"] == 10.0
+    assert "spans[1]: Object missing required field `startTimeUnixNano`" in result.stderr
+
+    doc = json.loads((DATA / "otlp_child_without_start.json").read_text())
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[1]["startTimeUnixNano"] = "-5"
+    spans.append({**spans[0], "spanId": "cccccccccccccccc", "startTimeUnixNano": 0})
+    path = tmp_path / "zero_and_negative.json"
+    path.write_text(json.dumps(doc))
+    result = run(str(path), "--format", "json", "--jobs", jobs)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["summary"]["spans"] == 1
+    assert result.stderr.count("startTimeUnixNano: Expected `int` >= 1") == 2, result.stderr
+
+    # The only span without a start: nothing usable, one line naming the file and the field.
+    one_line_error(run(str(DATA / "otlp_root_without_start.json"), "--format", "json"), "startTimeUnixNano")
 
 
-@pytest.mark.xfail(strict=True, reason="readers/assemble.py says 'all kept' while tree.py drops them")
 def test_repeated_span_id_warnings_do_not_contradict() -> None:
     # Same id and same kind twice: the assembler warns "1 span(s) share a span id ...; all kept",
     # then the tree warns "1 span(s) with a duplicate span id dropped (first one kept)".
@@ -319,3 +335,18 @@ def test_jaeger_file_with_a_bad_process_is_still_one_line(tmp_path: Path, built)
     path = tmp_path / "jaeger.json"
     path.write_text(json.dumps(doc))
     one_line_error(run(str(path)), "jaeger.json", "serviceName")
+
+
+def test_jaeger_span_without_a_start_time_is_dropped_with_a_warning(tmp_path: Path, built) -> None:
+    # It was placed at 0 (a 1970 span; as a root, a 55-year trace); now dropped, as in OTLP.
+    doc = to_jaeger([built[0].spans])
+    spans = doc["data"][0]["spans"]
+    del spans[-1]["startTime"]
+    spans[-2]["startTime"] = 0
+    path = tmp_path / "jaeger.json"
+    path.write_text(json.dumps(doc))
+    result = run(str(path), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    (trace,) = json.loads(result.stdout)["traces"]
+    assert trace["span_count"] == len(built[0].spans) - 2
+    assert sum("dropped: field startTime" in w for w in trace["warnings"]) == 2, trace["warnings"]

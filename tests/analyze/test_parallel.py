@@ -270,34 +270,51 @@ def test_text_and_slowest_same_output(tmp_path: Path, args: tuple[str, ...]) -> 
     assert len(expected) == slowest + failed
 
 
+#: Runs the parallel path on argv[1] in a fresh (single-threaded) interpreter: prints the start
+#: method on the first line, then the report.
+_PARALLEL_SCRIPT = """
+import io, sys
+from tracekit.analyze import parallel
+if __name__ == "__main__":
+    out = io.BytesIO()
+    with parallel.work_directory(None) as work_dir:
+        parallel.write_json(out, parallel.analyze_parallel([sys.argv[1]], 2, work_dir))
+    sys.stdout.buffer.write(parallel._context().get_start_method().encode() + b"\\n" + out.getvalue())
+"""
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_forked_and_spawned_workers_write_the_same_report(
     tmp_path: Path, truth_traces: list, method: str
 ) -> None:
-    """Workers are forked while the parent runs one thread and spawned otherwise (a running thread
-    here makes them spawned); both give the report one process writes, byte for byte."""
+    """Workers are forked while the parent runs one thread (a fresh interpreter here) and spawned
+    otherwise (a running thread in this process); both give the one-process report, byte for byte."""
     path = write_lines(tmp_path / "truth.jsonl", truth_traces)
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait)
-    if method == "spawn":
+    if method == "fork":
+        done = subprocess.run(
+            [sys.executable, "-c", _PARALLEL_SCRIPT, str(path)], capture_output=True, timeout=120, check=True
+        )
+        used, _, report = done.stdout.partition(b"\n")
+        assert used.decode() == ("fork" if sys.platform == "linux" else "spawn")
+    else:
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait)
         thread.start()
-    elif threading.active_count() > 1:
-        pytest.skip("another thread runs in this test process: workers would be spawned")
-    try:
-        assert parallel._context().get_start_method() == method
-        out = io.BytesIO()
-        with parallel.work_directory(None) as work_dir:
-            result = parallel.analyze_parallel([str(path)], 2, work_dir)
-            parallel.write_json(out, result)
-    finally:
-        stop.set()
-        if thread.is_alive():
+        try:
+            assert parallel._context().get_start_method() == "spawn"
+            out = io.BytesIO()
+            with parallel.work_directory(None) as work_dir:
+                result = parallel.analyze_parallel([str(path)], 2, work_dir)
+                parallel.write_json(out, result)
+        finally:
+            stop.set()
             thread.join()
+        report = out.getvalue()
+        assert all(shard.traces_written for shard in result.shards)  # both workers had traces
     analysis = Analysis()
     single = io.BytesIO()
     stream_json(single, (r for r in map(analysis.analyse, read_traces(path)) if r), analysis.summary)
-    assert out.getvalue() == single.getvalue()
-    assert all(shard.traces_written for shard in result.shards)  # both workers had traces
+    assert report == single.getvalue()
 
 
 def test_worker_error_is_its_one_line(tmp_path: Path, truth_traces: list) -> None:

@@ -204,13 +204,9 @@ class TraceAssembler:
         warnings = o.warnings
         if o.suppressed:
             warnings.append(f"{o.suppressed} more warnings not shown")
+        # Duplicate span ids stay in the trace: the analysis keeps the first and says so (tree.py),
+        # so the reader does not warn too (its "all kept" contradicted the analysis's "dropped").
         spans = o.spans
-        if len(spans) > 1:
-            ids = {span.span_id for span in spans}  # faster than set(map(attrgetter)) on structs
-            if len(ids) != len(spans):
-                warnings.append(
-                    f"{len(spans) - len(ids)} span(s) share a span id with another span of the trace; all kept"  # noqa: E501
-                )
         self._flushed[trace_id] = None
         if len(self._flushed) > REMEMBER_FLUSHED:
             self._flushed.popitem(last=False)

@@ -220,10 +220,12 @@ class JaegerConverter:
                 self.asm.warn(tid, f"span {sid}: processID {sp.processID!r:.40} not in processes")
             service, resource = self._process(proc)
             attrs = tags_dict(sp.tags)
+            if sp.startTime is None or sp.startTime <= 0:
+                # It cannot be placed on the timeline (at 0 it made a 55-year trace): as in OTLP.
+                self.asm.warn(tid, f"span {sid} dropped: field startTime: {sp.startTime!r}, expected a time")
+                continue
             start = us_to_ns(sp.startTime)
             duration = us_to_ns(sp.duration)
-            if sp.startTime is None:
-                self.asm.warn(tid, f"span {sid}: no startTime; placed at 0")
             if duration < 0:
                 self.asm.warn(tid, f"span {sid}: negative duration {duration / 1e6:.3f} ms; clamped to zero")
                 duration = 0

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -42,6 +42,10 @@ from tracekit.analyze.readers.common import BadId, Shard, WarningReporter, clip,
 _OptStr = str | None
 #: int64 as a JSON number or string: ``strict=False`` decoding turns "123" into 123 in C.
 _IntLike = int | None
+#: A span's start: required and after 1970 (OTLP's 0 means "not set"). A span without one cannot be
+#: placed on the timeline; it fails the typed decode, so the lenient path drops it with a warning
+#: naming the field, and every parallel worker (which all decode every line) agrees on the drop.
+_Start = Annotated[int, msgspec.Meta(gt=0)]
 
 #: ``attributes`` left undecoded: the raw JSON text of the KeyValue list (see ``_Style``).
 _RAW = msgspec.Raw()
@@ -64,7 +68,7 @@ class _Style:
 
     def __init__(self, rename: str | None) -> None:
         def struct(name: str, fields: list[tuple[str, Any, Any]]) -> Any:
-            return msgspec.defstruct(name, fields, rename=rename, gc=False, omit_defaults=True)
+            return msgspec.defstruct(name, fields, rename=rename, gc=False, omit_defaults=True, kw_only=True)
 
         any_value = struct(
             "AnyValue",
@@ -97,7 +101,7 @@ class _Style:
                     ("parent_span_id", _OptStr, None),
                     ("name", _OptStr, ""),
                     ("kind", int | str | None, 0),
-                    ("start_time_unix_nano", _IntLike, None),
+                    ("start_time_unix_nano", _Start),
                     ("end_time_unix_nano", _IntLike, None),
                     ("attributes", attrs_type, attrs_default),
                     ("events", list[event] | None, None),
