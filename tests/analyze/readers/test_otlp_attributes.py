@@ -92,7 +92,9 @@ def test_values_stay_right_when_the_cache_starts_over(
     assert [s.resource["k8s.pod.name"] for s in trace.spans] == [f"web-{i % 4}" for i in range(39)]
 
 
-def test_a_malformed_attribute_drops_only_its_span_and_names_the_field(tmp_path: Path) -> None:
+def test_a_malformed_attribute_drops_only_itself_and_names_the_field(tmp_path: Path) -> None:
+    """One bad value costs that attribute, not the span (partial input, partial results): the
+    span is kept with its other attributes and its trace says what was dropped."""
     bad = span("0000000000000002", "0000000000000001")
     bad["attributes"] = [kv("ok", "yes"), {"key": "n", "value": {"intValue": "many"}}]
     path = write(
@@ -100,25 +102,28 @@ def test_a_malformed_attribute_drops_only_its_span_and_names_the_field(tmp_path:
     )
     warnings: list[str] = []
     (trace,) = read_traces(path, on_warning=warnings.append)
-    assert [s.span_id for s in trace.spans] == ["0000000000000001", "0000000000000003"]
+    assert [s.span_id for s in trace.spans] == ["0000000000000001", "0000000000000002", "0000000000000003"]
     assert trace.spans[0].attributes == {"a": "b"}
-    assert warnings == [
-        f"{path}:1: span dropped: field $.resourceSpans[0].scopeSpans[0].spans[1]"
-        ".attributes[1].value.intValue: Expected `int | null`, got `str`"
+    assert trace.spans[1].attributes == {"ok": "yes"}
+    assert warnings == []
+    assert trace.warnings == [
+        "span 0000000000000002: field attributes[1].value.intValue: Expected `int | null`, got `str`; "
+        "attribute 'n' dropped"
     ]
 
 
-def test_attributes_of_the_wrong_shape_drop_the_span(tmp_path: Path) -> None:
+def test_attributes_of_the_wrong_shape_are_dropped_not_the_span(tmp_path: Path) -> None:
     bad = span("0000000000000002", "0000000000000001") | {"attributes": {"not": "a list"}}
     path = write(
         tmp_path, line(span("0000000000000001"), bad), line(span("0000000000000003", "0000000000000001"))
     )
     warnings: list[str] = []
     (trace,) = read_traces(path, on_warning=warnings.append)
-    assert [s.span_id for s in trace.spans] == ["0000000000000001", "0000000000000003"]
-    assert warnings == [
-        f"{path}:1: span dropped: field $.resourceSpans[0].scopeSpans[0].spans[1].attributes: "
-        "Expected `array | null`, got `object`"
+    assert [s.span_id for s in trace.spans] == ["0000000000000001", "0000000000000002", "0000000000000003"]
+    assert trace.spans[1].attributes == {}
+    assert warnings == []
+    assert trace.warnings == [
+        "span 0000000000000002: field attributes: Expected `array`, got `dict`; attributes dropped"
     ]
 
 
@@ -168,3 +173,21 @@ def test_snake_case_attributes_are_decoded_with_their_own_names(tmp_path: Path) 
     root, query = trace.spans
     assert root.attributes == {"route": "/a"} and root.service == "web"
     assert query.attributes == {"rows": 3} and query.service == "db"
+
+
+def test_a_malformed_attribute_beside_a_malformed_span_still_costs_only_itself(tmp_path: Path) -> None:
+    """The line is re-read leniently for the other span's bad field; the bad attribute is still
+    salvaged, as on a line without other damage."""
+    bad_attr = span("0000000000000002", "0000000000000001")
+    bad_attr["attributes"] = [kv("ok", "yes"), {"key": "n", "value": {"intValue": "many"}}]
+    bad_time = span("0000000000000003", "0000000000000001") | {"startTimeUnixNano": "soon"}
+    path = write(tmp_path, line(span("0000000000000001"), bad_attr, bad_time))
+    warnings: list[str] = []
+    (trace,) = read_traces(path, on_warning=warnings.append)
+    assert [s.span_id for s in trace.spans] == ["0000000000000001", "0000000000000002"]
+    assert trace.spans[1].attributes == {"ok": "yes"}
+    assert len(warnings) == 1 and "spans[2].startTimeUnixNano" in warnings[0]
+    assert trace.warnings == [
+        "span 0000000000000002: field attributes[1].value.intValue: Expected `int | null`, got `str`; "
+        "attribute 'n' dropped"
+    ]

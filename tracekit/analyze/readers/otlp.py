@@ -145,6 +145,8 @@ class _Style:
         self.fast_envelope = fast_envelope
         #: Decodes one raw ``attributes`` value of the fast family.
         self.attrs = msgspec.json.Decoder(attrs, strict=False)
+        #: One attribute, for salvaging a list that does not validate as a whole (``salvage_attributes``).
+        self.key_value = key_value
 
 
 _CAMEL = _Style("camel")
@@ -234,6 +236,27 @@ def attributes(kvs: Any) -> dict[str, Any]:
     return d
 
 
+def salvage_attributes(raw: bytes, style: _Style) -> tuple[dict[str, Any], list[str]]:
+    """A span's attribute list that does not validate, as the attributes that do, plus one problem
+    per dropped attribute (naming its field), so one bad value costs that value and not the span."""
+    items = msgspec.json.decode(raw)  # valid JSON: the line decoded
+    if not isinstance(items, list):
+        return {}, [f"field attributes: Expected `array`, got `{type(items).__name__}`; attributes dropped"]
+    good = []
+    problems = []
+    for i, item in enumerate(items):
+        try:
+            good.append(msgspec.convert(item, style.key_value, strict=False))
+        except msgspec.ValidationError as e:
+            text = str(e)
+            message, _, sub = text.partition(" - at `$")
+            name = item.get("key") if isinstance(item, dict) else None
+            problems.append(
+                f"field attributes[{i}]{sub.rstrip('`')}: {message}; attribute {name!r:.60} dropped"
+            )
+    return attributes(good), problems
+
+
 def decode(data: bytes | memoryview) -> Any:
     """Decode one OTLP JSON object (camelCase first; snake_case when nothing camelCase was found).
 
@@ -301,8 +324,11 @@ def decode_lenient(data: bytes | memoryview, warn: Callable[[str], None]) -> Any
                             continue
                         good = []
                         for k, sp in enumerate(spans):
+                            # The attribute list is left out: a bad one costs the attribute, not
+                            # the span (``salvage_attributes``), whichever path the line takes.
+                            probe = {**sp, "attributes": None} if isinstance(sp, dict) else sp
                             try:
-                                msgspec.convert(sp, span_type, strict=False)
+                                msgspec.convert(probe, span_type, strict=False)
                             except msgspec.ValidationError as e:
                                 path = f"{where}.{rs_key}[{i}].{ss_key}[{j}].spans[{k}]"
                                 text = str(e)
@@ -566,12 +592,8 @@ class OtlpConverter:
                 own = owned[tid] = owns(tid)
             if own:
                 mine.add(raw)
-        # The other shards' attribute lists are checked too, as a plain read checks them (it
-        # decodes them): one that does not validate makes every shard re-read the line leniently,
-        # without its span, so all shards count the same spans. Each distinct list is decoded once.
-        others = {bytes(sp.attributes) for spans, _ in batches for sp in spans if sp.trace_id not in mine}
-        for key in others.difference(self._attrs[style]):
-            self._attributes(key, style)
+        # The other shards' attribute lists are not looked at: a bad one never drops its span
+        # (``salvage_attributes``), so it cannot change the span counts all shards agree on.
         kept = [([sp for sp in spans if sp.trace_id in mine], resource) for spans, resource in batches]
         return counts, [(spans, resource) for spans, resource in kept if spans]
 
@@ -633,6 +655,8 @@ class OtlpConverter:
                 attrs = attrs_of[key]
             except KeyError:
                 attrs = self._attributes(key, style)
+                if attrs is None:
+                    return False  # a bad attribute: _spans salvages the list and warns
             group.append(
                 Span(
                     tid,
@@ -666,9 +690,13 @@ class OtlpConverter:
         cache[key] = resource
         return resource
 
-    def _attributes(self, key: bytes, style: _Style) -> dict[str, Any]:
-        """Decode a span's attribute list (a cache miss) and remember the dict."""
-        attrs = attributes(style.attrs.decode(key)) if key else {}
+    def _attributes(self, key: bytes, style: _Style) -> dict[str, Any] | None:
+        """Decode a span's attribute list (a cache miss) and remember the dict; ``None`` when the
+        list does not validate (never cached: each span using it is salvaged and warned about)."""
+        try:
+            attrs = attributes(style.attrs.decode(key)) if key else {}
+        except msgspec.ValidationError:
+            return None
         cache = self._attrs[style]
         if len(cache) >= ATTRIBUTE_CACHE_SIZE:
             cache.clear()
@@ -717,13 +745,11 @@ class OtlpConverter:
                 if not mine:
                     # Another shard's span: checked only as far as a plain read would drop it (so
                     # every shard agrees on "nothing usable" and on the span counts), then counted,
-                    # never built. A plain read decodes its attributes, which may reject the line.
+                    # never built. Its attributes cannot drop it (a bad one is salvaged), so they
+                    # are not looked at.
                     if not _plain_span_id_ok(sp.span_id):
                         dropped += 1
                     else:
-                        key = bytes(sp.attributes)
-                        if key not in cache:
-                            self._attributes(key, style)
                         groups[tid].append(None)  # type: ignore[arg-type]
                     continue
             # Fast path for span ids: 16 hex characters (what every SDK and the Collector write).
@@ -784,6 +810,10 @@ class OtlpConverter:
             attrs = get_attrs(key)
             if attrs is None:
                 attrs = self._attributes(key, style)
+                if attrs is None:
+                    attrs, problems = salvage_attributes(key, style)
+                    for problem in problems:
+                        warn((tid, f"span {sid}: {problem}"))
             span = Span(
                 tid,
                 sid,
