@@ -96,6 +96,16 @@ def test_text_output_draws_the_slowest_and_the_failed(otlp_file: Path, built) ->
     assert "pod/shop-5c6b-xyz12" in out
 
 
+def test_text_output_to_a_file_keeps_whole_rows(otlp_file: Path, tmp_path: Path) -> None:
+    """A file or pipe has no width of its own: at 150 columns the waterfall table was cut at the
+    edge, and the ingress rows lost their node name (``node/`` and nothing after it)."""
+    out = tmp_path / "report.txt"
+    result = run(str(otlp_file), "--slowest", "3", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    rows = [line for line in out.read_text().splitlines() if "ingress: GET" in line]
+    assert rows and all(line.rstrip().endswith("node/node-1") for line in rows), rows
+
+
 def test_slowest_and_trace_id_filters(otlp_file: Path, built) -> None:
     result = run(str(otlp_file), "--format", "json", "--slowest", "2")
     report = json.loads(result.stdout)

@@ -220,8 +220,10 @@ class TextRenderer(Renderer):
     name = "text"
     output_file_extension = "txt"
 
-    #: Width used when the output is a file or a pipe (a terminal uses its own width).
-    width_default = 150
+    #: Width used when the output is a file or a pipe (a terminal uses its own width). The waterfall
+    #: table's columns need up to about 185 (span 56, waterfall 32, k8s 48, the numbers, padding):
+    #: at 150 rich cut its rows at the edge and the k8s column lost the node name.
+    width_default = 200
 
     def __init__(self, *, color: bool = False, width: int = width_default) -> None:
         self.color = color
