@@ -113,3 +113,16 @@ def test_lookback_and_frame_splitting() -> None:
     assert parse_lookback("1h30m") == timedelta(minutes=90)
     assert parse_lookback("2d") == timedelta(days=2)
     assert list(split_frames(b'{"a":"}{\\""}\n{"b":{}}')) == [b'{"a":"}{\\""}', b'{"b":{}}']
+
+
+def test_an_answer_past_the_size_cap_is_refused(httpserver: HTTPServer) -> None:
+    """The answer is held whole while decoded: one without end must stop at the cap, in one line."""
+    body = result(DOC["resourceSpans"][0])
+    httpserver.expect_request(f"/api/v3/traces/{TID}").respond_with_data(body * 3)
+    with pytest.raises(TraceFormatError) as info:
+        list(fetch_traces(httpserver.url_for("/"), trace_id=TID, max_bytes=2 * len(body)))
+    assert f"answer larger than {2 * len(body):,} bytes; ask for fewer traces" in str(info.value)
+    assert str(info.value).startswith(httpserver.url_for(f"/api/v3/traces/{TID}"))
+    # Under the cap the same answer reads.
+    (trace,) = fetch_traces(httpserver.url_for("/"), trace_id=TID, max_bytes=3 * len(body))
+    assert trace.trace_id == TID

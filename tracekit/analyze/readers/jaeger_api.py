@@ -31,6 +31,9 @@ from tracekit.errors import TraceFormatError
 
 #: (connect, read) timeouts in seconds for calls to Jaeger.
 TIMEOUT = (5.0, 120.0)
+#: Largest answer read from Jaeger. It is held whole while its frames are decoded, so an answer
+#: without end (a proxy, a misconfigured URL) must stop somewhere: 512 MiB is about 1.5M spans.
+MAX_ANSWER_BYTES = 512 * 1024 * 1024
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -54,20 +57,42 @@ def _rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _error_message(resp: requests.Response) -> str:
+def _read_answer(resp: requests.Response, max_bytes: int, shown: str) -> bytes:
+    """The answer's body, refused past ``max_bytes`` (read in chunks: never more than that held)."""
+    chunks: list[bytes] = []
+    total = 0
     try:
-        doc = msgspec.json.decode(resp.content)
+        for chunk in resp.iter_content(1 << 20):
+            total += len(chunk)
+            if total > max_bytes:
+                size = f"{max_bytes / 2**20:,.0f} MiB" if max_bytes >= 2**20 else f"{max_bytes:,} bytes"
+                raise TraceFormatError(
+                    f"answer larger than {size}; ask for fewer traces (--limit, --lookback)", path=shown
+                )
+            chunks.append(chunk)
+    except requests.exceptions.RequestException as e:
+        raise TraceFormatError(f"answer cut off: {clip(str(e), 160)}", path=shown) from None
+    finally:
+        resp.close()
+    return b"".join(chunks)
+
+
+def _error_message(body: bytes, resp: requests.Response) -> str:
+    try:
+        doc = msgspec.json.decode(body)
         err = doc.get("error") if isinstance(doc, dict) else None
         if isinstance(err, dict) and err.get("message"):
             return clip(err["message"], 200)
     except (msgspec.DecodeError, UnicodeDecodeError):
         pass
-    return clip(resp.text or resp.reason or "", 200)
+    return clip(body.decode("utf-8", "replace") or resp.reason or "", 200)
 
 
 def _get(url: str, params: dict[str, Any] | None) -> requests.Response:
     try:
-        return requests.get(url, params=params, timeout=TIMEOUT, headers={"Accept": "application/json"})
+        return requests.get(
+            url, params=params, timeout=TIMEOUT, headers={"Accept": "application/json"}, stream=True
+        )
     except requests.exceptions.ConnectionError as e:
         reason = "connection refused" if "refused" in str(e).lower() else clip(str(e.__context__ or e), 120)
         raise TraceFormatError(f"cannot reach Jaeger: {reason}", path=url) from None
@@ -85,6 +110,7 @@ def fetch_traces(
     lookback: str = "1h",
     limit: int = 20,
     on_warning: WarningCallback | None = None,
+    max_bytes: int = MAX_ANSWER_BYTES,
 ) -> Iterator[Trace]:
     """Yield traces from the Jaeger query service at ``url`` (e.g. ``http://localhost:16686``).
 
@@ -120,16 +146,17 @@ def fetch_traces(
 
     resp = _get(endpoint, params)
     shown = resp.url if resp.url else endpoint
+    body = _read_answer(resp, max_bytes, shown)
     if resp.status_code == 404:
-        raise TraceFormatError(f"no {what} found ({_error_message(resp)})", path=shown)
+        raise TraceFormatError(f"no {what} found ({_error_message(body, resp)})", path=shown)
     if resp.status_code >= 400:
-        raise TraceFormatError(f"HTTP {resp.status_code}: {_error_message(resp)}", path=shown)
+        raise TraceFormatError(f"HTTP {resp.status_code}: {_error_message(body, resp)}", path=shown)
 
     source = f"jaeger:{base}"
     report = WarningReporter(source, on_warning)
     asm = TraceAssembler(source, on_empty=report.warn)
     conv = OtlpConverter(asm, report)
-    for frames, frame in enumerate(split_frames(resp.content), 1):
+    for frames, frame in enumerate(split_frames(body), 1):
         try:
             env = decode(frame)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as e:
