@@ -32,6 +32,7 @@ from tracekit.analyze.readers.common import (
     WarningReporter,
     log,
     open_source,
+    split_error_path,
     split_frames,
 )
 from tracekit.analyze.readers.detect import (
@@ -71,10 +72,9 @@ def error_text(e: BaseException) -> str:
     """A decoder's complaint as one short line that names the JSON field when it knows it."""
     if isinstance(e, UnicodeDecodeError):
         return "invalid UTF-8 in a string (the content is not UTF-8 text)"
-    text = " ".join(str(e).split())
-    if " - at `$" in text:
-        message, path = text.split(" - at `", 1)
-        return f"field {path.rstrip('`')}: {message}"
+    text, path = split_error_path(e)
+    if path is not None:
+        return f"field ${path}: {text}"
     if "truncated" in text:
         return "truncated JSON (the input ends in the middle of a value)"
     return text[:200]

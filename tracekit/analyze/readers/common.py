@@ -359,6 +359,13 @@ def us_to_ns(value: int | float | None) -> int:
     return whole * 1000 if whole == value else round(value * 1000)
 
 
+def split_error_path(e: BaseException) -> tuple[str, str | None]:
+    """msgspec's ``Expected `int`, got `str` - at `$.a[1].b``` as the message and the path below
+    ``$`` (``".a[1].b"``; None when the error names no field), on one line."""
+    message, marker, path = " ".join(str(e).split()).partition(" - at `$")
+    return message, path.rstrip("`") if marker else None
+
+
 def clip(text: str, n: int = 120) -> str:
     """One line, at most ``n`` characters: error messages quote input, which can be anything."""
     text = " ".join(str(text).split())

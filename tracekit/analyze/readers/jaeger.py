@@ -20,6 +20,7 @@ from tracekit.analyze.readers.common import (
     is_all_zero,
     looks_hex,
     normalize_id,
+    split_error_path,
     us_to_ns,
 )
 
@@ -311,8 +312,7 @@ def _status(attrs: dict[str, Any]) -> tuple[StatusCode, str]:
 
 def _field_error(exc: msgspec.ValidationError) -> str:
     """``Expected `int`, got `str` - at `$.duration``` as ``field duration: Expected ...``."""
-    text = " ".join(str(exc).split())
-    if " - at `$" in text:
-        message, path = text.split(" - at `$", 1)
-        return f"field {path.rstrip('`').lstrip('.')}: {message}"
+    text, path = split_error_path(exc)
+    if path is not None:
+        return f"field {path.lstrip('.')}: {text}"
     return text[:200]

@@ -37,7 +37,14 @@ import msgspec
 
 from tracekit.analyze.model import Event, Link, Span, SpanKind, StatusCode
 from tracekit.analyze.readers.assemble import TraceAssembler
-from tracekit.analyze.readers.common import BadId, Shard, WarningReporter, clip, normalize_id
+from tracekit.analyze.readers.common import (
+    BadId,
+    Shard,
+    WarningReporter,
+    clip,
+    normalize_id,
+    split_error_path,
+)
 
 _OptStr = str | None
 #: int64 as a JSON number or string: ``strict=False`` decoding turns "123" into 123 in C.
@@ -248,12 +255,9 @@ def salvage_attributes(raw: bytes, style: _Style) -> tuple[dict[str, Any], list[
         try:
             good.append(msgspec.convert(item, style.key_value, strict=False))
         except msgspec.ValidationError as e:
-            text = str(e)
-            message, _, sub = text.partition(" - at `$")
+            message, sub = split_error_path(e)
             name = item.get("key") if isinstance(item, dict) else None
-            problems.append(
-                f"field attributes[{i}]{sub.rstrip('`')}: {message}; attribute {name!r:.60} dropped"
-            )
+            problems.append(f"field attributes[{i}]{sub or ''}: {message}; attribute {name!r:.60} dropped")
     return attributes(good), problems
 
 
@@ -330,13 +334,8 @@ def decode_lenient(data: bytes | memoryview, warn: Callable[[str], None]) -> Any
                             try:
                                 msgspec.convert(probe, span_type, strict=False)
                             except msgspec.ValidationError as e:
-                                path = f"{where}.{rs_key}[{i}].{ss_key}[{j}].spans[{k}]"
-                                text = str(e)
-                                if " - at `$" in text:
-                                    message, sub = text.split(" - at `$", 1)
-                                    path += sub.rstrip("`")
-                                else:
-                                    message = text
+                                message, sub = split_error_path(e)
+                                path = f"{where}.{rs_key}[{i}].{ss_key}[{j}].spans[{k}]{sub or ''}"
                                 warn(f"span dropped: field {path}: {message}")
                                 continue
                             good.append(sp)

@@ -758,11 +758,7 @@ class FlowBuilder:
         acc = self.edges.get(key)
         if acc is None:
             acc = self.edges[key] = _Acc()
-        acc.count += 1  # _Acc.add, inlined: once per call
-        acc.errors += error
-        acc.latencies.append(latency)
-        if net is not None:
-            acc.net.append(net)
+        acc.add(latency, error, net)
 
     def _node_of(self, span: Mapping[str, Any]) -> tuple[Any, _NodeKey, Any]:
         """(the span's raw pod, its process node, its BACKEND_SERVICE_NAME attribute), the node's
