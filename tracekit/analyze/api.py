@@ -1,6 +1,6 @@
 """The analyzer's library entry points: trace files (or Trace objects) in, the JSON contract out.
 
-``analyze_paths(paths)`` and ``analyze_traces(traces)`` return the DESIGN.md JSON contract as a dict
+``analyze_paths(paths)`` and ``analyze_traces(traces)`` return the docs/design.md JSON contract as a dict
 (``{"summary": ..., "traces": [...]}``, key names fixed; extra keys are documented in
 docs/analyzer.md). :class:`Analysis` is the streaming core both use: it analyses one trace at a time,
 folds it into the aggregates and keeps only the trace reports asked for (all, the slowest N, failed

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-#: The layer vocabulary, in path order (DESIGN.md, "Layers"). Attribution assigns every instant of a
+#: The layer vocabulary, in path order (docs/design.md, "Layers"). Attribution assigns every instant of a
 #: trace to exactly one of these.
 LAYERS: tuple[str, ...] = (
     "client",

@@ -69,7 +69,7 @@ class _Group:
 
 
 class Aggregator:
-    """Fold trace results into the summary (DESIGN.md contract plus routes, services, failures)."""
+    """Fold trace results into the summary (docs/design.md JSON contract, plus routes, services, failures)."""
 
     def __init__(self) -> None:
         self.traces = 0

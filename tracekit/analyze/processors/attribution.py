@@ -1,7 +1,7 @@
 """Layer attribution: each critical-path segment's time goes to its span's hop layer.
 
 The critical path covers every instant of the root span exactly once, in integer nanoseconds, so the
-layers sum *exactly* to the root's duration (DESIGN.md); renderers convert to milliseconds last.
+layers sum *exactly* to the root's duration (docs/design.md); renderers convert to milliseconds last.
 """
 
 from __future__ import annotations

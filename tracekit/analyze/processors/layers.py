@@ -11,7 +11,7 @@ Two results per span (see :class:`~tracekit.analyze.tree.SpanNode`):
 
 ``hop_layer``
     Where the span's critical-path time goes. For every span but a CLIENT span it is ``layer``. A
-    CLIENT span's uncovered time belongs to the hop it crosses (DESIGN.md): ``db`` for a database
+    CLIENT span's uncovered time belongs to the hop it crosses (docs/design.md): ``db`` for a database
     client span; ``edge`` from a client outside the cluster; ``service`` from the ingress to a pod
     (the Service/kube-proxy hop) or between two pods; ``sidecar`` to a server in the same pod or on
     localhost; ``external`` for a call that leaves the traced system (no server span, not a cluster

@@ -68,9 +68,14 @@ def _converter(fmt: str, asm: TraceAssembler, report: WarningReporter) -> Any:
     return ZipkinConverter(asm, report)
 
 
-def error_text(e: BaseException) -> str:
-    """A decoder's complaint as one short line that names the JSON field when it knows it."""
-    if isinstance(e, UnicodeDecodeError):
+def error_text(e: BaseException, data: bytes | None = None) -> str:
+    """A decoder's complaint as one short line that names the JSON field when it knows it.
+
+    Invalid UTF-8 is recognised by checking ``data`` (the bytes that failed) ourselves: msgspec
+    releases report it with different exception types and wordings, and the error path is the only
+    place the check costs anything.
+    """
+    if isinstance(e, UnicodeDecodeError) or (data is not None and not _is_utf8(data)):
         return "invalid UTF-8 in a string (the content is not UTF-8 text)"
     text, path = split_error_path(e)
     if path is not None:
@@ -78,6 +83,14 @@ def error_text(e: BaseException) -> str:
     if "truncated" in text:
         return "truncated JSON (the input ends in the middle of a value)"
     return text[:200]
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_traces(
@@ -143,7 +156,7 @@ def read_traces(
                 conv.feed(data, None)
             except _DECODE_ERRORS as e:
                 if "trailing characters" not in str(e):
-                    raise TraceFormatError(f"{label}: {error_text(e)}", path=src.name) from None
+                    raise TraceFormatError(f"{label}: {error_text(e, data)}", path=src.name) from None
                 _read_concatenated(data, conv, label, src.name)
             del data
         if shard is not None:
@@ -182,7 +195,7 @@ def _read_concatenated(data: bytes, conv: Any, label: str, name: str) -> None:
         try:
             conv.feed(frame, None)
         except _DECODE_ERRORS as e:
-            raise TraceFormatError(f"{label}: document {n}: {error_text(e)}", path=name) from None
+            raise TraceFormatError(f"{label}: document {n}: {error_text(e, frame)}", path=name) from None
 
 
 def _read_lines(
@@ -211,7 +224,7 @@ def _read_lines(
             feed(line, lineno)
             done = list(asm.ready())
         except _DECODE_ERRORS as e:
-            report.warn(f"{label}: {error_text(e)}", line=lineno)
+            report.warn(f"{label}: {error_text(e, line)}", line=lineno)
             continue
         finally:
             if paused:

@@ -13,7 +13,7 @@ from tracekit.errors import UnknownFormatError
 
 OTLP, JAEGER, ZIPKIN = "otlp", "jaeger", "zipkin"
 
-#: Names accepted by ``format=`` (DESIGN.md's pipeline names included).
+#: Names accepted by ``format=`` (docs/design.md's pipeline names included).
 FORMAT_ALIASES = {
     "otlp": OTLP,
     "otlp-json": OTLP,

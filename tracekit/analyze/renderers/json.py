@@ -1,4 +1,4 @@
-"""JSON renderer: the DESIGN.md contract, exactly (plus the documented extra fields).
+"""JSON renderer: the JSON contract of docs/design.md, exactly (plus the documented extra fields).
 
 :func:`stream_json` writes the report while the traces are still being analysed, one trace at a
 time, so a million spans never sit in memory as report dicts; the summary, known only at the end,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.report.shopdata import OTLP_FILE
+from tests.analyze.renderers.shopdata import OTLP_FILE
 from tracekit.analyze.api import analyze_paths
 from tracekit.analyze.readers import read_traces
 from tracekit.cli import main

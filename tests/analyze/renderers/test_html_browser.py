@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.report.shopdata import HOSTILE_SQL, handmade_report, report_from_traces
+from tests.analyze.renderers.shopdata import HOSTILE_SQL, handmade_report, report_from_traces
 from tracekit.analyze.renderers.html import render_html
 
 pytestmark = pytest.mark.timeout(120)
@@ -167,7 +167,7 @@ def test_failures_grouped_by_layer_and_reason(shop_page: Any, shop_report: dict[
 
 
 def test_handmade_report_without_extras_draws_too(open_report: Any) -> None:
-    """Only the DESIGN.md contract keys (no routes/services/failures extras): the page still draws."""
+    """Only the JSON contract keys (no routes/services/failures extras): the page still draws."""
     opened = open_report(render_html(handmade_report()))
     assert opened.console_errors == [] and opened.external_requests == []
     assert opened.page.inner_text("#tk-card-traces .v") == "7"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.report.shopdata import OTLP_FILE
+from tests.analyze.renderers.shopdata import OTLP_FILE
 
 CHROMIUM = os.environ.get("TRACEKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,7 +33,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture(scope="session")
 def shop_report() -> dict[str, Any]:
-    """The analyzer's real output for tests/report/data/shop.otlp.json, spans included."""
+    """The analyzer's real output for tests/analyze/renderers/data/shop.otlp.json, spans included."""
     from tracekit.analyze.api import analyze_paths
 
     return analyze_paths([OTLP_FILE], include_spans=True)

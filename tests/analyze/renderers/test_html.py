@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from tests.report.shopdata import HOSTILE_SQL, handmade_report, report_from_traces
+from tests.analyze.renderers.shopdata import HOSTILE_SQL, handmade_report, report_from_traces
 from tracekit.analyze.renderers.html import MAX_SAMPLES, build_view, embed_json, percentile, render_html
 
 _DATA = re.compile(r'<script type="application/json" id="tracekit-data">(.*?)</script>', re.S)

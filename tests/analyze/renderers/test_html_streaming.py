@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.tracegen import write_otlp_jsonl
-from tests.report.shopdata import OTLP_FILE, _any
+from tests.analyze.renderers.shopdata import OTLP_FILE, _any
 from tracekit.analyze import api
 from tracekit.analyze.api import Analysis, analyze_paths
 from tracekit.analyze.readers import read_traces

@@ -1,8 +1,8 @@
 """Known request paths for the report tests: client -> ingress -> app -> sidecar -> db, with known times.
 
-One spec builds both the OTLP JSON input (``tests/report/data/shop.otlp.json``, regenerate with
-``python -m tests.report.shopdata``) and a hand-written analyzer report with the attribution worked
-out by hand from DESIGN.md, so the page can be tested before (and independently of) the processors.
+One spec builds both the OTLP JSON input (``tests/analyze/renderers/data/shop.otlp.json``, regenerate with
+``python -m tests.analyze.renderers.shopdata``) and a hand-written analyzer report with the attribution worked
+out by hand from docs/design.md, so the page can be tested before (and independently of) the processors.
 
 Per OK trace at scale 1 (ms): loadgen CLIENT 0-40, ingress SERVER 2-38, ingress CLIENT 3-37,
 app SERVER 5-35, app CLIENT 10-30, sidecar SERVER 11-29, sqlite CLIENT 13-27. Layers: edge 4,
@@ -305,7 +305,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def report_from_traces(traces: list[dict[str, Any]]) -> dict[str, Any]:
-    """Wrap traces in the DESIGN.md contract's summary (the way the processors define it)."""
+    """Wrap traces in the JSON contract's summary (docs/design.md) (the way the processors define it)."""
     total = sum(t["duration_ms"] for t in traces)
     layers: dict[str, Any] = {}
     for layer in ("client", "edge", "ingress", "service", "app", "sidecar", "db", "external", "unknown"):
@@ -379,7 +379,7 @@ def otlp_document() -> dict[str, Any]:
         "resourceSpans": [
             {
                 "resource": {"attributes": [{"key": k, "value": _any(v)} for k, v in res.items()]},
-                "scopeSpans": [{"scope": {"name": "tests.report"}, "spans": spans}],
+                "scopeSpans": [{"scope": {"name": "tests.analyze.renderers"}, "spans": spans}],
             }
             for res, spans in groups.values()
         ]

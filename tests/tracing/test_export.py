@@ -12,8 +12,8 @@ import pytest
 from werkzeug.test import Client
 
 import tracekit
-from tests.instrument.otlp_receiver import OtlpReceiver
 from tests.k8s.conftest import seed
+from tests.tracing.otlp_receiver import OtlpReceiver
 from tracekit import attributes as a
 from tracekit.tracing import provider
 from tracekit.tracing.processor import CountingBatchSpanProcessor

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.report.shopdata import OTLP_FILE, handmade_traces
+from tests.analyze.renderers.shopdata import OTLP_FILE, handmade_traces
 from tracekit.analyze.api import analyze_traces
 from tracekit.analyze.model import Trace
 from tracekit.analyze.readers import read_traces

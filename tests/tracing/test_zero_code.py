@@ -8,8 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.instrument.otlp_receiver import OtlpReceiver
 from tests.k8s.conftest import seed
+from tests.tracing.otlp_receiver import OtlpReceiver
 from tracekit import attributes as a
 
 # A plain Flask app that knows nothing about tracekit or OpenTelemetry. It serves itself on a real

@@ -11,8 +11,8 @@ from opentelemetry.trace import SpanKind
 from werkzeug.test import Client
 
 import tracekit
-from tests.instrument.servers import serve
 from tests.k8s.conftest import seed
+from tests.tracing.servers import serve
 from tracekit import attributes as a
 from tracekit.k8s.routing import RoutingTable
 from tracekit.tracing import provider
