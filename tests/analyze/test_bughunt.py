@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 
 from tests.analyze.truth import request_trace, to_jaeger, to_otlp, to_otlp_lines
-from tracekit.analyze.parallel import MAX_JOBS
+from tracekit.analyze.plan import MAX_JOBS
 from tracekit.cli import main
 
 
