@@ -216,9 +216,9 @@ class _Lines:
 
 
 def _open_range(url: str, start: int) -> IO[bytes]:
-    """A plain (uncompressed) file positioned at the first line starting at or after ``start``."""
-    raw = open_read(url)
-    stream: IO[bytes] = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, 1 << 20)  # type: ignore[arg-type]
+    """A plain (uncompressed) file positioned just before ``start`` (the caller finds the line start)."""
+    raw: Any = open_read(url)
+    stream: IO[bytes] = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, 1 << 20)
     stream.seek(start - 1)
     return stream
 
