@@ -19,7 +19,7 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer  # type: ignore[imp
 TTL = 30
 
 
-class ZoneResolver(BaseResolver):  # type: ignore[misc]
+class ZoneResolver(BaseResolver):
     """A records for the names in ``zone``; NXDOMAIN (authoritative) for the rest."""
 
     def __init__(self, zone: dict[str, str]) -> None:
@@ -36,7 +36,7 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
         return reply
 
 
-class _QuietLogger(DNSLogger):  # type: ignore[misc]
+class _QuietLogger(DNSLogger):
     """dnslib logs every packet to stdout by default; the demo's spans say what happened."""
 
     def __init__(self) -> None:
