@@ -73,7 +73,7 @@ def open_write(url: str) -> IO[bytes]:
     if is_url(url):
         import fsspec
 
-        return fsspec.open(url, "wb", auto_mkdir=True).open()  # type: ignore[no-any-return]
+        return fsspec.open(url, "wb", auto_mkdir=True).open()
     os.makedirs(os.path.dirname(url), exist_ok=True)
     return open(url, "wb")
 
@@ -83,7 +83,7 @@ def read_bytes(url: str) -> bytes:
         import fsspec
 
         with fsspec.open(url, "rb") as f:
-            return f.read()  # type: ignore[no-any-return]
+            return f.read()
     with open(url, "rb") as f:
         return f.read()
 
@@ -92,7 +92,7 @@ def open_read(url: str) -> IO[bytes]:
     if is_url(url):
         import fsspec
 
-        return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
+        return fsspec.open(url, "rb").open()
     return open(url, "rb")
 
 

@@ -628,7 +628,7 @@ def work_storage(work_dir: str | None, output: str | None) -> Iterator[str]:
         return
     where = None
     if output not in (None, "-"):
-        where = os.path.dirname(os.path.abspath(output))  # type: ignore[type-var]
+        where = os.path.dirname(os.path.abspath(output))
     try:
         tmp = tempfile.TemporaryDirectory(prefix=".tracekit-analyze-", dir=where)
     except OSError:

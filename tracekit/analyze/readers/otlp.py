@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Annotated, Any
+from types import GenericAlias
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -57,6 +58,11 @@ _Start = Annotated[int, msgspec.Meta(gt=0)]
 _RAW = msgspec.Raw()
 
 
+def _list_of(item: Any) -> Any:
+    """``list[item] | None`` for a struct type made at run time (not a type a checker can follow)."""
+    return GenericAlias(list, (item,)) | None
+
+
 class _Style:
     """The decoders for one field-name style (camelCase as protojson writes, or snake_case).
 
@@ -72,8 +78,8 @@ class _Style:
       building dicts from them a third of the conversion time.
     """
 
-    def __init__(self, rename: str | None) -> None:
-        def struct(name: str, fields: list[tuple[str, Any, Any]]) -> Any:
+    def __init__(self, rename: Literal["camel"] | None) -> None:
+        def struct(name: str, fields: list[tuple[str, Any] | tuple[str, Any, Any]]) -> Any:
             return msgspec.defstruct(name, fields, rename=rename, gc=False, omit_defaults=True, kw_only=True)
 
         any_value = struct(
@@ -89,7 +95,7 @@ class _Style:
             ],
         )
         key_value = struct("KeyValue", [("key", str, ""), ("value", any_value | None, None)])
-        attrs = list[key_value] | None
+        attrs = _list_of(key_value)
         event = struct(
             "Event", [("time_unix_nano", _IntLike, 0), ("name", _OptStr, ""), ("attributes", attrs, None)]
         )
@@ -110,33 +116,33 @@ class _Style:
                     ("start_time_unix_nano", _Start),
                     ("end_time_unix_nano", _IntLike, None),
                     ("attributes", attrs_type, attrs_default),
-                    ("events", list[event] | None, None),
-                    ("links", list[link] | None, None),
+                    ("events", _list_of(event), None),
+                    ("links", _list_of(link), None),
                     ("status", status | None, None),
                 ],
             )
-            scope_spans = struct("ScopeSpans", [("spans", list[span] | None, None)])
+            scope_spans = struct("ScopeSpans", [("spans", _list_of(span), None)])
             resource = struct("Resource", [("attributes", attrs_type, attrs_default)])
             resource_spans = struct(
                 "ResourceSpans",
                 [
                     ("resource", resource | None, None),
-                    ("scope_spans", list[scope_spans] | None, None),
-                    ("instrumentation_library_spans", list[scope_spans] | None, None),
+                    ("scope_spans", _list_of(scope_spans), None),
+                    ("instrumentation_library_spans", _list_of(scope_spans), None),
                 ],
             )
             inner = struct(
                 "TracesData",
                 [
-                    ("resource_spans", list[resource_spans] | None, None),
-                    ("batches", list[resource_spans] | None, None),
+                    ("resource_spans", _list_of(resource_spans), None),
+                    ("batches", _list_of(resource_spans), None),
                 ],
             )
             envelope = struct(
                 "Envelope",
                 [
-                    ("resource_spans", list[resource_spans] | None, None),
-                    ("batches", list[resource_spans] | None, None),
+                    ("resource_spans", _list_of(resource_spans), None),
+                    ("batches", _list_of(resource_spans), None),
                     ("result", inner | None, None),
                     ("error", Any, None),
                 ],
@@ -527,8 +533,7 @@ class OtlpConverter:
         for spans, _ in batches:
             parents += [sp.parent_span_id for sp in spans]
         # A root has no parent id or an empty one; all zeros (rare) is left to _spans.
-        parents = list(filter(None, parents))
-        if not _canonical_ids(parents, zero_ok=False):  # type: ignore[arg-type]
+        if not _canonical_ids(list(filter(None, parents)), zero_ok=False):
             return None
         for spans, resource in batches:
             if not self._fast_spans(spans, resource, style, groups, roots, pending):
@@ -562,13 +567,13 @@ class OtlpConverter:
         for sp in spans:
             if sp.trace_id != raw_tid:
                 raw_tid = sp.trace_id
-                tid = tids.get(raw_tid)  # type: ignore[assignment]
-                if tid is None:
+                known = tids.get(raw_tid)
+                if known is None:
                     try:
-                        tid = _trace_id(raw_tid)
+                        known = tids[raw_tid] = _trace_id(raw_tid)
                     except BadId:
                         return False
-                    tids[raw_tid] = tid
+                tid = known
                 group = groups[tid]
             parent = sp.parent_span_id or None
             start = sp.start_time_unix_nano or 0
@@ -580,6 +585,7 @@ class OtlpConverter:
                 kind = kind_of[sp.kind]
             except KeyError:
                 kind = _enum(sp.kind, _KINDS, _KIND_NAMES, SpanKind.UNSPECIFIED)
+            status: StatusCode | None
             st = sp.status
             if st is None:
                 status, message = unset, ""
@@ -589,6 +595,7 @@ class OtlpConverter:
                     status = _enum(st.code, _STATUSES, _STATUS_NAMES, unset)
                 message = st.message or ""
             key = bytes(sp.attributes)
+            attrs: dict[str, Any] | None
             try:
                 attrs = attrs_of[key]
             except KeyError:
@@ -720,6 +727,7 @@ class OtlpConverter:
             kind = kind_of.get(sp.kind)
             if kind is None:
                 kind = _enum(sp.kind, kinds, kind_names, unspecified)
+            status: StatusCode | None
             st = sp.status
             if st is None:
                 status, message = unset, ""
