@@ -130,7 +130,7 @@ def read_traces(
         shard = Shard(*shard)
     src = open_source(source, name=name)
     report = WarningReporter(src.name, on_warning)
-    on_empty = report.warn
+    on_empty: WarningCallback = report.warn
     if shard is not None:
         max_open_spans = max(1, max_open_spans // shard.count)
         # A trace all of whose spans were dropped only exists in its own shard: report it from there.
