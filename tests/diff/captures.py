@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import random
-from msgspec.structs import replace
 from pathlib import Path
 
-
+from msgspec.structs import replace
 
 from tests.analyze.truth import MS, T0, Built, Layout, request_trace, to_otlp_lines, to_zipkin
 from tracekit.analyze.model import Span
@@ -58,7 +57,9 @@ def _on_route(spans: list[Span], route: str) -> list[Span]:
         return spans
     out = []
     for span in spans:
-        attrs = {k: v.replace("/api/items", route) if isinstance(v, str) else v for k, v in span.attributes.items()}
+        attrs = {
+            k: v.replace("/api/items", route) if isinstance(v, str) else v for k, v in span.attributes.items()
+        }
         out.append(replace(span, name=span.name.replace("/api/items", route), attributes=attrs))
     return out
 
@@ -112,6 +113,3 @@ def layer_ms(traces: list[Built], layer: str, route: str | None = None) -> list[
             continue
         out.append(t.truth.get(layer, 0) / MS)
     return out
-
-
-

@@ -41,8 +41,8 @@ def test_json_follows_the_contract(pair: tuple[Path, Path]) -> None:
     assert data["baseline"]["traces"] == 240 and data["baseline"]["sources"] == [str(pair[0])]
     assert data["candidate"]["traces"] == 240 and data["candidate"]["sources"] == [str(pair[1])]
     for row in [*data["layers"].values(), *(r for e in data["routes"] for r in e["layers"].values())]:
-        assert CONTRACT_ROW <= set(row)
-        assert CONTRACT_STATS <= set(row["baseline"]) and CONTRACT_STATS <= set(row["candidate"])
+        assert set(row) >= CONTRACT_ROW
+        assert set(row["baseline"]) >= CONTRACT_STATS and set(row["candidate"]) >= CONTRACT_STATS
         assert len(row["ci_ms"]) == 2 and row["verdict"] in ("regressed", "improved", "unchanged")
         assert 0.0 <= row["p_value"] <= 1.0
     assert data["layers"]["db"]["verdict"] == "regressed"
@@ -128,7 +128,9 @@ def test_route_filter_compares_only_matching_requests(pair: tuple[Path, Path]) -
         (["{base}", "{empty_dir}"], "directory holds no trace file"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(pair: tuple[Path, Path], tmp_path: Path, args: list[str], needle: str) -> None:
+def test_bad_input_is_one_line_exit_2(
+    pair: tuple[Path, Path], tmp_path: Path, args: list[str], needle: str
+) -> None:
     (tmp_path / "garbage.txt").write_text("hello, world\n")
     (tmp_path / "empty").mkdir()
     values = {
@@ -145,7 +147,10 @@ def test_bad_input_is_one_line_exit_2(pair: tuple[Path, Path], tmp_path: Path, a
 
 
 def test_output_file_by_suffix(pair: tuple[Path, Path], tmp_path: Path) -> None:
-    for suffix, check in ((".json", lambda t: json.loads(t)["verdict"] == "regressed"), (".txt", lambda t: t.startswith("regressed: db"))):
+    for suffix, check in (
+        (".json", lambda t: json.loads(t)["verdict"] == "regressed"),
+        (".txt", lambda t: t.startswith("regressed: db")),
+    ):
         out = tmp_path / f"diff{suffix}"
         assert run(str(pair[0]), str(pair[1]), "-o", str(out)).exit_code == 0
         assert check(out.read_text())

@@ -19,7 +19,9 @@ values = st.lists(
 
 
 @given(values, values, st.data())
-def test_kth_difference_bisection_matches_brute_force(x: list[float], y: list[float], data: st.DataObject) -> None:
+def test_kth_difference_bisection_matches_brute_force(
+    x: list[float], y: list[float], data: st.DataObject
+) -> None:
     xs, ys = np.sort(np.array(x)), np.sort(np.array(y))
     every = np.sort(np.subtract.outer(ys, xs).ravel())
     k = data.draw(st.integers(1, every.size))
@@ -93,7 +95,9 @@ LAYER_SHAPES = {  # layer: (median ms, sigma, share of requests that spend time 
 ROUTES = ("GET /a", "GET /b", "POST /c")
 
 
-def _side(rng: np.random.Generator, n: int, shift: dict[tuple[str, str | None], float] | None = None) -> object:
+def _side(
+    rng: np.random.Generator, n: int, shift: dict[tuple[str, str | None], float] | None = None
+) -> object:
     builder = SideBuilder("side")
     shift = shift or {}
     routes = rng.integers(0, len(ROUTES), n)
@@ -131,7 +135,9 @@ def test_same_distribution_pairs_come_out_unchanged_at_the_rate_alpha_promises()
         comparisons += len(rows)
     family_rate = flagged / pairs
     raw_rate = raw_rejections / comparisons
-    print(f"false-positive rate: {family_rate:.3f} of {pairs} pairs; raw tests {raw_rate:.4f} of {comparisons}")
+    print(
+        f"false-positive rate: {family_rate:.3f} of {pairs} pairs; raw tests {raw_rate:.4f} of {comparisons}"
+    )
     assert family_rate <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / pairs)
     # Rows of one pair share data (overall and per route), so the raw count is not binomial: a wide band.
     assert 0.5 * alpha <= raw_rate <= 1.5 * alpha
@@ -143,7 +149,10 @@ def test_a_shift_on_one_route_is_found_there_only() -> None:
     cand = _side(rng, 600, {("db", "GET /b"): 4.0})
     result = diff(base, cand)  # type: ignore[arg-type]
     changed = [
-        (e["route"], layer) for e in result["routes"] for layer, r in e["layers"].items() if r["verdict"] != "unchanged"
+        (e["route"], layer)
+        for e in result["routes"]
+        for layer, r in e["layers"].items()
+        if r["verdict"] != "unchanged"
     ]
     assert changed == [("GET /b", "db")]
     row = next(e for e in result["routes"] if e["route"] == "GET /b")["layers"]["db"]

@@ -16,13 +16,20 @@ from tracekit.diff import DiffOptions, ReadOptions, diff, read_side
 def _diff(tmp_path: Path, base: Any, cand: Any, options: DiffOptions | None = None) -> dict[str, Any]:
     b = write_otlp(tmp_path / "base.jsonl", base)
     c = write_zipkin(tmp_path / "cand.json", cand)
-    return diff(read_side("baseline", [str(b)], ReadOptions()), read_side("candidate", [str(c)], ReadOptions()), options)
+    return diff(
+        read_side("baseline", [str(b)], ReadOptions()),
+        read_side("candidate", [str(c)], ReadOptions()),
+        options,
+    )
 
 
 def _changed(result: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]]]:
     layers = {layer for layer, row in result["layers"].items() if row["verdict"] != "unchanged"}
     routes = {
-        (e["route"], layer) for e in result["routes"] for layer, row in e["layers"].items() if row["verdict"] != "unchanged"
+        (e["route"], layer)
+        for e in result["routes"]
+        for layer, row in e["layers"].items()
+        if row["verdict"] != "unchanged"
     }
     return layers, routes
 
@@ -30,7 +37,9 @@ def _changed(result: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]]]:
 @pytest.mark.parametrize("layer", ["db", "ingress", "app"])
 def test_a_shift_on_every_route_is_named_with_its_interval(tmp_path: Path, layer: str) -> None:
     shift = 3.0
-    result = _diff(tmp_path, capture(300, 1), capture(300, 2, shift_layer=layer, shift_ms=shift, first=10_000))
+    result = _diff(
+        tmp_path, capture(300, 1), capture(300, 2, shift_layer=layer, shift_ms=shift, first=10_000)
+    )
     layers, routes = _changed(result)
     assert layers == {layer}
     assert routes == {(f"GET {r}", layer) for r in ROUTES}
@@ -85,12 +94,18 @@ def test_same_distribution_captures_through_the_analyzer_stay_unchanged(tmp_path
     bare = DiffOptions(alpha=alpha, min_shift_ms=0.0, min_shift_ratio=0.0)
     flagged = flagged_default = 0
     for i in range(pairs):
-        b = read_side("baseline", [str(write_otlp(tmp_path / "b.jsonl", capture(120, 2 * i + 100)))], ReadOptions())
+        b = read_side(
+            "baseline", [str(write_otlp(tmp_path / "b.jsonl", capture(120, 2 * i + 100)))], ReadOptions()
+        )
         c = read_side(
-            "candidate", [str(write_zipkin(tmp_path / "c.json", capture(120, 2 * i + 101, first=10_000)))], ReadOptions()
+            "candidate",
+            [str(write_zipkin(tmp_path / "c.json", capture(120, 2 * i + 101, first=10_000)))],
+            ReadOptions(),
         )
         flagged += diff(b, c, bare)["verdict"] != "unchanged"
         flagged_default += diff(b, c)["verdict"] != "unchanged"
-    print(f"false-positive rate through the analyzer: {flagged / pairs:.3f} of {pairs} pairs at alpha {alpha}")
+    print(
+        f"false-positive rate through the analyzer: {flagged / pairs:.3f} of {pairs} pairs at alpha {alpha}"
+    )
     assert flagged / pairs <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / pairs)
     assert flagged_default == 0

@@ -51,7 +51,12 @@ def _fail(message: str) -> None:
     "-b", "--baseline", "baseline", multiple=True, metavar="PATH", help="Another baseline input (repeatable)."
 )
 @click.option(
-    "-c", "--candidate", "candidate", multiple=True, metavar="PATH", help="Another candidate input (repeatable)."
+    "-c",
+    "--candidate",
+    "candidate",
+    multiple=True,
+    metavar="PATH",
+    help="Another candidate input (repeatable).",
 )
 @click.option(
     "--format",
@@ -181,7 +186,9 @@ def diff_command(
     except Exception as exc:  # never a traceback for the user
         if os.environ.get("TRACEKIT_DEBUG"):
             raise
-        click.echo(f"tracekit diff: internal error (please report): {exc.__class__.__name__}: {exc}", err=True)
+        click.echo(
+            f"tracekit diff: internal error (please report): {exc.__class__.__name__}: {exc}", err=True
+        )
         sys.exit(1)
     if fail_on_regression and result["verdict"] == "regressed":
         sys.exit(1)
@@ -195,7 +202,8 @@ def _output_format(fmt: str | None, output: str | None) -> str:
     suffix = os.path.splitext(output)[1].lower()
     if suffix not in _SUFFIXES:
         raise RendererOptionError(
-            f"{output}: cannot tell the output format from the suffix (use .json, .html or .txt, or give --format)"
+            f"{output}: cannot tell the output format from the suffix "
+            "(use .json, .html or .txt, or give --format)"
         )
     return _SUFFIXES[suffix]
 
@@ -224,7 +232,9 @@ def _check_output_not_input(output: str | None, paths: Sequence[str]) -> None:
         if path != "-":
             with contextlib.suppress(OSError):
                 if os.path.samefile(output, path):
-                    raise RendererOptionError(f"{output}: the output file is also an input; give another -o FILE")
+                    raise RendererOptionError(
+                        f"{output}: the output file is also an input; give another -o FILE"
+                    )
 
 
 def _input_bytes(paths: Sequence[str]) -> int:
@@ -282,7 +292,9 @@ def _read_sides(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         future = pool.submit(_read_in_child, base_paths, read, max_warnings)
         cand = read_side("candidate", cand_paths, read, max_warnings)

@@ -190,7 +190,7 @@ def _failures(base: Side, cand: Side) -> dict[str, Any]:
         c_layer[layer] += n
     for layer in sorted(set(b_layer) | set(c_layer), key=lambda name: -(b_layer[name] + c_layer[name])):
         by_layer[layer] = {"baseline": b_layer[layer], "candidate": c_layer[layer]}
-    kinds = [
+    kinds: list[dict[str, Any]] = [
         {"layer": layer, "kind": kind, "baseline": base.failures.get((layer, kind), 0), "candidate": n}
         for (layer, kind), n in cand.failures.items()
     ] + [
@@ -265,7 +265,11 @@ def headline(result: dict[str, Any]) -> str:
         route, layer, row = regressed[0]
         text = f"regressed: {describe_row(route, layer, row, confidence)}"
         if route is None:
-            on = [e["route"] for e in result["routes"] if e["layers"].get(layer, {}).get("verdict") == "regressed"]
+            on = [
+                e["route"]
+                for e in result["routes"]
+                if e["layers"].get(layer, {}).get("verdict") == "regressed"
+            ]
             if on and len(on) == len(result["routes"]):
                 text += ", on every route compared"
             elif on:
