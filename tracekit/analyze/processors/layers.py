@@ -82,7 +82,8 @@ def sidecar_server(tree: SpanTree, node: SpanNode) -> bool:
                 f"span {tree.input_id(client.span_id)} ({client.service}) and span "
                 f"{tree.input_id(server.span_id)} ({server.service}) carry the same pod identity but "
                 f"the call went to {peer_host(client.attributes) or 'another address'}: the addresses are "
-                "trusted (a collector associating spans by source IP behind a proxy gives two pods one identity)"
+                "trusted (a collector associating spans by source IP behind a proxy gives two pods one "
+                "identity)"
             )
         return False
     return bool(wire_same_pod(client, server))

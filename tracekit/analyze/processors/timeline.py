@@ -186,6 +186,6 @@ def _count_outside(tree: SpanTree, outside: list[tuple[int, int]], t0: int, t1: 
     tree.work = last - first
     tree.warnings.append(
         f"{len(outside)} span(s) ran outside the root span's window: {covered / 1e6:.3f} ms of work "
-        f"before or after it (the root lasted {(t1 - t0) / 1e6:.3f} ms, all its work {(last - first) / 1e6:.3f} "
-        "ms); the layers cover the root's window"
+        f"before or after it (the root lasted {(t1 - t0) / 1e6:.3f} ms, all its work "
+        f"{(last - first) / 1e6:.3f} ms); the layers cover the root's window"
     )
