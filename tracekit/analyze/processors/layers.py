@@ -63,8 +63,8 @@ def sidecar_server(tree: SpanTree, node: SpanNode) -> bool:
 
     Pod identities that differ say no (several processes on one host share loopback: a local run).
     Identities that agree need the wire to agree too; when it says the call left the pod, the
-    addresses win and the trace is warned once. When one side has no pod identity, a loopback or unix
-    socket call is a same-pod (or, outside Kubernetes, same-machine) call.
+    addresses win and the trace is warned once. When only one side has a pod identity, a loopback or
+    unix socket call stayed in that pod; when neither has one, nothing is a pod (a sidecar needs one).
     """
     parent = node.parent
     assert parent is not None
@@ -86,7 +86,9 @@ def sidecar_server(tree: SpanTree, node: SpanNode) -> bool:
                 "identity)"
             )
         return False
-    return bool(wire_same_pod(client, server))
+    # One side without a pod identity: the wire decides, as long as the other side is in a pod (a
+    # loopback call between processes that are not in Kubernetes at all is a call on one machine).
+    return (any(pod_identity(client)) or any(pod_identity(server))) and bool(wire_same_pod(client, server))
 
 
 def wraps_calls(node: SpanNode) -> bool:
