@@ -81,18 +81,18 @@ def critical_path(tree: SpanTree, options: Options) -> SpanTree:
     root.critical = True
     cursor = root.end
     while True:
-        items = node.cands
-        if items:
+        cands = node.cands
+        if cands:
             i = node.cursor
-            n = len(items)
-            while i < n and items[i].ce > cursor:
-                child = items[i]
+            n = len(cands)
+            while i < n and cands[i].ce > cursor:
+                child = cands[i]
                 overlap = child.ce - cursor
                 if overlap < tolerance and overlap * 2 < child.ce - child.cs:
                     break  # ends within the tolerance after the instant: sequential (docstring)
                 i += 1
             if i < n:
-                child = items[i]
+                child = cands[i]
                 node.cursor = i + 1
                 ce = child.ce
                 if ce > cursor:
@@ -112,7 +112,9 @@ def critical_path(tree: SpanTree, options: Options) -> SpanTree:
         if node is root:
             break
         cursor = start
-        node = node.parent  # type: ignore[assignment]
+        parent = node.parent
+        assert parent is not None  # only the root has none, and the walk ends there
+        node = parent
     segments.reverse()
     tree.segments = segments
     return tree

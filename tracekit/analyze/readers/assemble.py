@@ -223,8 +223,8 @@ class TraceAssembler:
         """The trace to hand out (``None`` when all its spans were dropped).
 
         ``phase`` says which rule emitted it (1 window, 2 open-span cap, 3 and 4 end of input: open,
-        then waiting traces); with a shard it goes into ``Trace.order`` with the line and the trace's
-        last position, which is the order a single-process run emits traces in.
+        then waiting traces); with a shard it goes into ``Trace.order`` with the file, the line and the
+        trace's last position, which is the order a single-process run emits traces in.
         """
         self.open_spans -= len(o.spans)
         if o.zero_starts:
@@ -250,7 +250,7 @@ class TraceAssembler:
         if o.aliases:
             trace.id_aliases = o.aliases
         if self.shard is not None:
-            trace.order = (self.shard.line, phase, o.last)
+            trace.order = (self.shard.file, self.shard.line, phase, o.last)
         return trace
 
     def ready(self) -> Iterator[Trace]:
