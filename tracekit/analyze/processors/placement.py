@@ -88,7 +88,7 @@ def pod_identity(span: Span) -> PodIdentity:
     """(pod uid, pod name, namespace, pod IP) of the process that emitted the span (None where unknown)."""
     attrs = span.attributes
     if attrs and not _POD_KEY_SET.isdisjoint(attrs):
-        return tuple(span.attr(k) for k in _POD_KEYS)  # type: ignore[return-value]
+        return tuple(span.attr(k) for k in _POD_KEYS)
     return _resource_facts(span.resource)[0]
 
 
