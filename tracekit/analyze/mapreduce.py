@@ -35,7 +35,7 @@ from typing import IO, Any
 from tracekit.analyze.api import Analysis, Selection
 from tracekit.analyze.partitions import PartitionWriter, Place, read_groups
 from tracekit.analyze.processors.aggregates import Aggregator
-from tracekit.analyze.readers.assemble import OpenTrace
+from tracekit.analyze.readers.assemble import OpenTrace, resolve_zero_starts
 from tracekit.analyze.readers.common import (
     DEFAULT_MAX_LINE_BYTES,
     MAX_REPORTED_WARNINGS,
@@ -400,6 +400,10 @@ def reduce_partition(task: ReduceTask) -> ReduceResult:
                 o.spans += spans
             for message in group.warnings:
                 o.warn(message)
+            if group.zero_starts:
+                o.zero_starts += group.zero_starts
+            if group.aliases:
+                o.aliases.update(group.aliases)
 
     log = _KeyedLog(task.warning_limit)
     inputs = _KeyedLog(MAX_REPORTED_WARNINGS)
@@ -416,6 +420,8 @@ def reduce_partition(task: ReduceTask) -> ReduceResult:
     try:
         buf = bytearray()
         for (f, trace_id), (place, o) in gathered.items():
+            if o.zero_starts:
+                resolve_zero_starts(o)
             if not o.spans:  # every span was dropped: the reader's warnings are about the input
                 for n, message in enumerate(o.warnings):
                     input_counts[f] = input_counts.get(f, 0) + 1
@@ -426,6 +432,8 @@ def reduce_partition(task: ReduceTask) -> ReduceResult:
                 warnings.append(f"{o.suppressed} more warnings not shown")
             trace = Trace(trace_id, o.spans, warnings, task.names[f])
             trace.order = place
+            if o.aliases:
+                trace.id_aliases = o.aliases
             log.place, log.seq = place, 0
             if keep is not None:
                 analysis.add(trace)

@@ -127,3 +127,6 @@ class Trace(msgspec.Struct):
     #: offset of its line, index in the line)``, the order the merge puts traces in
     #: (``tracekit/analyze/mapreduce.py``). ``None`` otherwise.
     order: tuple[int, int, int] | None = None
+    #: Span ids a reader made up (a Zipkin shared span split in two) -> how to name that span in
+    #: messages with the id the input used, so no warning names an id the user cannot find.
+    id_aliases: dict[str, str] = msgspec.field(default_factory=dict)

@@ -62,6 +62,10 @@ class Group(msgspec.Struct, array_like=True, gc=False):
     root: bool
     spans: list[WireSpan]
     warnings: list[str] = []
+    #: Spans of the trace read with a start of 0 (``SpanSink.zero_start``).
+    zero_starts: int = 0
+    #: Span ids the reader made up -> the input's name for them (``SpanSink.alias``).
+    aliases: dict[str, str] = {}
 
 
 class Frame(msgspec.Struct, array_like=True, gc=False):
@@ -132,7 +136,10 @@ class PartitionWriter:
         self.offset = 0
         self._index = 0
         self._offset_seen = -1
+        #: What the reader said about a trace since its last group: warnings, zero starts, aliases.
         self._warnings: dict[str, list[str]] = {}
+        self._zero: dict[str, int] = {}
+        self._aliases: dict[str, dict[str, str]] = {}
         self.spans_written = 0
 
     def _place(self) -> int:
@@ -154,6 +161,20 @@ class PartitionWriter:
         """A warning about a trace: it travels with the trace's next group (or alone, at the end
         of the line, when the trace has no span left: :meth:`end_line`)."""
         self._warnings.setdefault(trace_id, []).append(message)
+
+    def zero_start(self, trace_id: str) -> None:
+        self._zero[trace_id] = self._zero.get(trace_id, 0) + 1
+
+    def alias(self, trace_id: str, span_id: str, name: str) -> None:
+        self._aliases.setdefault(trace_id, {})[span_id] = name
+
+    def _notes(self, trace_id: str) -> tuple[list[str], int, dict[str, str]]:
+        """What is pending about a trace (and no longer pending)."""
+        return (
+            self._warnings.pop(trace_id, None) or [],
+            self._zero.pop(trace_id, 0),
+            self._aliases.pop(trace_id, None) or {},
+        )
 
     def _group(self, trace_id: str, spans: list[Span], root: bool) -> None:
         stream = self.streams[partition_of(trace_id, self.count)]
@@ -177,10 +198,13 @@ class PartitionWriter:
             )
             for s in spans
         ]
-        warnings = self._warnings.pop(trace_id, None) if self._warnings else None
-        stream.groups.append(
-            Group(trace_id, self.file, self.offset, self._place(), root, wire, warnings or [])
-        )
+        place = self._place()
+        if self._warnings or self._zero or self._aliases:
+            warnings, zero, aliases = self._notes(trace_id)
+            group = Group(trace_id, self.file, self.offset, place, root, wire, warnings, zero, aliases)
+        else:
+            group = Group(trace_id, self.file, self.offset, place, root, wire)
+        stream.groups.append(group)
         self.spans_written += len(spans)
         stream.size += 200 * len(spans)
         if stream.size > FLUSH_BYTES:
