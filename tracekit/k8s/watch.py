@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -89,7 +90,13 @@ class RoutingWatch:
             # Threads do not survive fork (gunicorn --preload, multiprocessing): restart them in the
             # child with its own connection pool, or its table would freeze at fork time.
             ref = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: (w := ref()) is not None and w._restart_in_child())
+
+            def restart_in_child() -> None:
+                watch = ref()
+                if watch is not None:
+                    watch._restart_in_child()
+
+            os.register_at_fork(after_in_child=restart_in_child)
         return self
 
     def _restart_in_child(self) -> None:
@@ -128,8 +135,9 @@ class RoutingWatch:
         self._threads = [t for t in self._threads if t.is_alive()]
 
     def wait_settled(self, timeout: float) -> bool:
-        """Wait until every resource had its first list attempt (success or failure)."""
-        return all(ev.wait(timeout) for ev in self._settled.values())
+        """Wait until every resource had its first list attempt (success or failure); ``timeout`` in total."""
+        deadline = time.monotonic() + timeout
+        return all(ev.wait(max(0.0, deadline - time.monotonic())) for ev in self._settled.values())
 
     def wait_for(self, predicate: Callable[[RoutingTable], bool], timeout: float) -> bool:
         """Wait until ``predicate(self.table)`` holds (re-checked on every new table and every error)."""
