@@ -70,8 +70,11 @@ class PlayedPod(cluster.Pod):
 class Snapshot:
     """What podman reported during the run: ``podman pod ps`` and the containers' processes."""
 
+    network: str = ""
     pod_ps: list[dict[str, Any]] = field(default_factory=list)
     processes: list[ContainerProcess] = field(default_factory=list)
+    #: Pod name -> the address podman reports for it (its infra container's, on the demo's network).
+    pod_ips: dict[str, str] = field(default_factory=dict)
 
     def pod_names(self) -> set[str]:
         return {str(p.get("Name")) for p in self.pod_ps}
@@ -91,7 +94,8 @@ class PodmanPods:
         #: Every pod this run created, by name (replicas and the network's holder).
         self.subnet: ipaddress.IPv4Network | None = None
         self.pods: list[PlayedPod] = []
-        self.snapshot_info = Snapshot()
+        self.snapshot_info = Snapshot(network=self.network)
+        self._ips: dict[str, str] = {}
         self._names: set[str] = set()
         self._hash = manifests.template_hash(kit.template)
         self._closed = False
@@ -161,6 +165,7 @@ class PodmanPods:
         actual = self.podman.pod_ip(name, self.network)
         if actual != ip:
             raise PodmanError(f"pod {name} got address {actual}, not the {ip} it was given")
+        self._ips[name] = actual
         port = manifests.container_port(self.kit, self._target_port())
         played = PlayedPod(
             name=name,
@@ -216,7 +221,7 @@ class PodmanPods:
 
     def snapshot(self, skip: set[str]) -> Snapshot:
         """``podman pod ps`` now, and the process of every running container (user, capabilities)."""
-        info = Snapshot(pod_ps=self.podman.pods(self.network))
+        info = Snapshot(network=self.network, pod_ps=self.podman.pods(self.network), pod_ips=dict(self._ips))
         for pod in self.pods:
             for ctr in self.kit.template["spec"]["containers"]:
                 if f"{pod.name}-{ctr['name']}" not in skip:
