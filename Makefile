@@ -57,9 +57,11 @@ bench: $(STAMP)
 image:
 	demo_app/image/build.sh
 
+# Style and types: mypy reads its settings (files, strict modules) from pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check tracekit demo_app tests bench
 	$(BIN)/ruff format --check tracekit demo_app tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(TOOLS) build *.egg-info

@@ -65,7 +65,7 @@ def _any_value(value: Any) -> dict[str, Any]:
 def _key_values(pairs: Any) -> list[dict[str, Any]]:
     # The hottest loop. Every field read on a upb message costs 50-200 ns, so each is read once, and a
     # non-empty string_value (the common case) is taken as the oneof's kind without a WhichOneof.
-    out = []
+    out: list[dict[str, Any]] = []
     append = out.append
     for pair in pairs:
         key = pair.key
@@ -389,7 +389,7 @@ def _fix_any(value: AnyValue) -> None:
         return
     number = value.int_value
     if number is not UNSET:
-        if number.__class__ is int:
+        if isinstance(number, int):
             value.int_value = str(number)
         elif len(number) > 18 and not -(2**63) <= int(number) < 2**63:
             raise NotCanonical("intValue out of the int64 range")
