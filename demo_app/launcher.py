@@ -330,10 +330,10 @@ class Demo:
             common = {**scenario.pod_env, "DEMO_SEED": str(opts.seed * 1000 + index)}
             if self.pod_runtime is not None:
                 # As `kubectl set env`: the scenario's knobs, and short export batches (as below).
-                pod = self.pod_runtime.start(index, {**common, "OTEL_BSP_SCHEDULE_DELAY": "100"})
-                pods.append(pod)
-                info.pods.append(pod.name)
-                return pod
+                played = self.pod_runtime.start(index, {**common, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+                pods.append(played)
+                info.pods.append(played.name)
+                return played
             pod = cluster.Pod.create(index, template_hash, node=f"node-{index % 2 + 1}")
             db_env = {
                 **pod.downward_env("db"),

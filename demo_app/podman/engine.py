@@ -22,7 +22,7 @@ import yaml
 #: The repository's podman settings (see the file for why each one).
 CONTAINERS_CONF = Path(__file__).resolve().parent / "containers.conf"
 #: The benchmarking range (RFC 2544): never a real network. The demo takes one /24 of it per run.
-DEMO_RANGE = ipaddress.ip_network("198.18.0.0/15")
+DEMO_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 #: Networks the demo creates are named NETWORK_PREFIX + the pid of the process that created them.
 NETWORK_PREFIX = "tracekit-demo-"
 #: The label on every pod the demo plays: its network's name (for clean-up after a killed run).
@@ -54,7 +54,10 @@ class Podman:
         if found is None:
             raise PodmanError("podman is not installed (apt-get install podman runc)")
         self.binary = found
-        self.env = {**os.environ, "CONTAINERS_CONF": str(conf or os.environ.get("CONTAINERS_CONF") or CONTAINERS_CONF)}
+        self.env = {
+            **os.environ,
+            "CONTAINERS_CONF": str(conf or os.environ.get("CONTAINERS_CONF") or CONTAINERS_CONF),
+        }
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         proc = subprocess.run(
@@ -80,7 +83,11 @@ class Podman:
     # --- images ----------------------------------------------------------------------------------
     def image_exists(self, image: str) -> bool:
         proc = subprocess.run(
-            [self.binary, "image", "exists", image], capture_output=True, env=self.env, timeout=30, check=False
+            [self.binary, "image", "exists", image],
+            capture_output=True,
+            env=self.env,
+            timeout=30,
+            check=False,
         )
         return proc.returncode == 0
 
@@ -120,11 +127,19 @@ class Podman:
         return holder
 
     def networks(self, prefix: str = NETWORK_PREFIX) -> list[str]:
-        return [n["name"] for n in self.json("network", "ls", "--format", "json") if n["name"].startswith(prefix)]
+        return [
+            n["name"] for n in self.json("network", "ls", "--format", "json") if n["name"].startswith(prefix)
+        ]
 
     # --- pods ------------------------------------------------------------------------------------
     def play(
-        self, pod: dict[str, Any], *, network: str, ip: str, config_maps: Iterable[dict[str, Any]], workdir: Path
+        self,
+        pod: dict[str, Any],
+        *,
+        network: str,
+        ip: str,
+        config_maps: Iterable[dict[str, Any]],
+        workdir: Path,
     ) -> None:
         """``podman kube play`` one Pod on ``network`` with the static ``ip`` (a CNI's address)."""
         name = pod["metadata"]["name"]
@@ -169,7 +184,9 @@ class Podman:
         """Remove the pods, their containers with their anonymous volumes, and their emptyDir volumes."""
         if not pods:
             return
-        containers = [c["Names"] for c in self.json("ps", "-a", "--format", "json") if c.get("PodName") in pods]
+        containers = [
+            c["Names"] for c in self.json("ps", "-a", "--format", "json") if c.get("PodName") in pods
+        ]
         volumes = {
             m["Name"]
             for ctr in (self.inspect(*containers) if containers else [])
@@ -214,7 +231,7 @@ class Podman:
 def pick_subnet(used: Iterable[ipaddress.IPv4Network], seed: int) -> ipaddress.IPv4Network:
     """A /24 of :data:`DEMO_RANGE` that overlaps none of ``used``, starting from a seed (the pid)."""
     taken = list(used)
-    subnets = list(DEMO_RANGE.subnets(new_prefix=24))
+    subnets: list[ipaddress.IPv4Network] = list(DEMO_RANGE.subnets(new_prefix=24))
     for i in range(len(subnets)):
         candidate = subnets[(seed + i) % len(subnets)]
         if not any(candidate.overlaps(t) for t in taken):

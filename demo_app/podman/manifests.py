@@ -226,9 +226,11 @@ def _otlp_endpoints(kit: Kit) -> set[str]:
     found = set()
     for container in kit.template["spec"].get("containers") or []:
         for env in container.get("env") or []:
-            if env.get("name") in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-                if env.get("value"):
-                    found.add(str(env["value"]))
+            name = env.get("name")
+            if name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") and env.get(
+                "value"
+            ):
+                found.add(str(env["value"]))
     return found
 
 
@@ -241,7 +243,9 @@ def otlp_port(kit: Kit) -> int:
     """The port the containers export OTLP to: the demo's receiver listens there."""
     ports = {urlsplit(url).port or (443 if url.startswith("https") else 80) for url in _otlp_endpoints(kit)}
     if len(ports) != 1:
-        raise ManifestError(f"the containers' OTEL_EXPORTER_OTLP_ENDPOINT ports differ or are missing: {ports}")
+        raise ManifestError(
+            f"the containers' OTEL_EXPORTER_OTLP_ENDPOINT ports differ or are missing: {ports}"
+        )
     return ports.pop()
 
 
@@ -251,7 +255,9 @@ def container_port(kit: Kit, name_or_number: int | str) -> int:
         for port in container.get("ports") or []:
             if name_or_number in (port.get("name"), port.get("containerPort")):
                 return int(port["containerPort"])
-    raise ManifestError(f"no container port {name_or_number!r} in Deployment {kit.deployment['metadata']['name']}")
+    raise ManifestError(
+        f"no container port {name_or_number!r} in Deployment {kit.deployment['metadata']['name']}"
+    )
 
 
 # --- what podman leaves out -------------------------------------------------------------------------

@@ -84,7 +84,11 @@ class PodmanPods:
     """The Deployment's replicas as podman pods on a network of their own."""
 
     def __init__(
-        self, kit: manifests.Kit, workdir: Path, podman: Podman | None = None, sources: list[str] | None = None
+        self,
+        kit: manifests.Kit,
+        workdir: Path,
+        podman: Podman | None = None,
+        sources: list[str] | None = None,
     ) -> None:
         self.kit = kit
         self.sources = sources or []
@@ -150,7 +154,7 @@ class PodmanPods:
 
     # --- pods -------------------------------------------------------------------------------------
     def start(self, index: int, extra_env: Mapping[str, str]) -> PlayedPod:
-        """Play replica ``index``: ``podman kube play`` at the next address; returns it as the API shows it."""
+        """Play replica ``index`` with ``podman kube play`` at the next address; returns the API's view."""
         assert self.subnet is not None, "setup() first"
         ip = str(self.subnet.network_address + FIRST_POD_HOST + index)
         name = self._new_name()
@@ -212,8 +216,9 @@ class PodmanPods:
         for name, ctr in states.items():
             if name in skip:
                 continue
-            if not (ctr.get("State") or {}).get("Running"):
-                return f"container {name} exited ({(ctr.get('State') or {}).get('Status')}):\n{self.podman.logs(name)}"
+            state = ctr.get("State") or {}
+            if not state.get("Running"):
+                return f"container {name} exited ({state.get('Status')}):\n{self.podman.logs(name)}"
         return None
 
     def _all_containers(self) -> list[str]:

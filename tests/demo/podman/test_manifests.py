@@ -51,10 +51,20 @@ def test_everything_but_the_gaps_goes_to_podman_as_written(kit: manifests.Kit) -
     assert pod["metadata"]["namespace"] == "shop"
     assert pod["spec"]["securityContext"] == template["securityContext"]
     for played, written in zip(pod["spec"]["containers"], template["containers"], strict=True):
-        for key in ("name", "image", "command", "readinessProbe", "livenessProbe", "resources", "securityContext"):
+        for key in (
+            "name",
+            "image",
+            "command",
+            "readinessProbe",
+            "livenessProbe",
+            "resources",
+            "securityContext",
+        ):
             assert played.get(key) == written.get(key), key
         assert "ports" not in played  # podman 4.3 would publish them on the host
-        assert [m["mountPath"] for m in played["volumeMounts"]] == [m["mountPath"] for m in written["volumeMounts"]]
+        assert [m["mountPath"] for m in played["volumeMounts"]] == [
+            m["mountPath"] for m in written["volumeMounts"]
+        ]
         literal = {e["name"]: e["value"] for e in written["env"] if "value" in e and "$(" not in e["value"]}
         assert {k: env_of(played)[k]["value"] for k in literal} == literal
         # podman fills metadata.name itself; configMapKeyRef goes through (podman reads --configmap)
@@ -62,7 +72,9 @@ def test_everything_but_the_gaps_goes_to_podman_as_written(kit: manifests.Kit) -
         assert env_of(played)["K8S_CLUSTER_NAME"] == env_of(written)["K8S_CLUSTER_NAME"]
 
 
-def test_downward_api_fields_podman_refuses_are_filled_and_var_references_expanded(kit: manifests.Kit) -> None:
+def test_downward_api_fields_podman_refuses_are_filled_and_var_references_expanded(
+    kit: manifests.Kit,
+) -> None:
     pod = manifests.pod_for_podman(kit, FACTS, collector_ip="198.19.7.1")
     for container in pod["spec"]["containers"]:
         env = env_of(container)
@@ -78,7 +90,9 @@ def test_downward_api_fields_podman_refuses_are_filled_and_var_references_expand
         assert "$(" not in env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
 
 
-def test_empty_dirs_belong_to_one_pod_and_the_collector_name_resolves_to_the_receiver(kit: manifests.Kit) -> None:
+def test_empty_dirs_belong_to_one_pod_and_the_collector_name_resolves_to_the_receiver(
+    kit: manifests.Kit,
+) -> None:
     pod = manifests.pod_for_podman(kit, FACTS, collector_ip="198.19.7.1")
     volumes = {v["name"] for v in pod["spec"]["volumes"]}
     assert volumes == {f"{FACTS.name}-data", f"{FACTS.name}-tmp"}
@@ -117,7 +131,9 @@ def test_var_references_follow_the_kubernetes_rule(value: str, known: dict[str, 
 def test_pod_names_are_shaped_as_a_replicasets(kit: manifests.Kit) -> None:
     hash_ = manifests.template_hash(kit.template)
     name = manifests.pod_name("shop", hash_, bytes(range(5)))
-    assert re.fullmatch(r"shop-[bcdfghjklmnpqrstvwxz2456789]{6,10}-[bcdfghjklmnpqrstvwxz2456789]{5}", name), name
+    assert re.fullmatch(r"shop-[bcdfghjklmnpqrstvwxz2456789]{6,10}-[bcdfghjklmnpqrstvwxz2456789]{5}", name), (
+        name
+    )
     assert manifests.template_hash(kit.template) == hash_  # stable
     changed = {**kit.template, "metadata": {"labels": {"other": "x"}}}
     assert manifests.template_hash(changed) != hash_

@@ -72,7 +72,7 @@ _cache: dict[str, Outcome] = {}
 
 def podman_run(name: str, **kwargs: object) -> Outcome:
     if name not in _cache:
-        _cache[name] = run_scenario(name, runtime="podman", **kwargs)  # type: ignore[arg-type]
+        _cache[name] = run_scenario(name, runtime="podman", **kwargs)
     return _cache[name]
 
 
@@ -148,7 +148,9 @@ def test_pod_failure_stops_a_real_container_and_is_blamed_on_the_service() -> No
     assert failed > 0
     assert outcome.verdict["failed_layers"].get("service", 0) >= 0.95 * failed
     survivor = next(p for p in outcome.run.pods if p != victim[0])
-    assert outcome.verdict["requests_per_pod"][survivor] > outcome.verdict["requests_per_pod"].get(victim[0], 0)
+    assert outcome.verdict["requests_per_pod"][survivor] > outcome.verdict["requests_per_pod"].get(
+        victim[0], 0
+    )
 
 
 def test_selector_mismatch_leaves_the_service_without_endpoints() -> None:
@@ -160,7 +162,7 @@ def test_selector_mismatch_leaves_the_service_without_endpoints() -> None:
 
 
 def test_scale_up_plays_new_pods() -> None:
-    outcome = podman_run("scale-up", requests=150, replicas=1)
+    outcome = podman_run("scale-up", requests=300, replicas=1)
     assert_nothing_lost(outcome)
     [added] = outcome.run.added_pods
     assert added in outcome.run.podman.pod_names()
@@ -183,7 +185,18 @@ def test_a_container_that_exits_is_reported_and_everything_is_removed(podman_rea
 
 def test_ctrl_c_removes_everything(podman_ready: Podman, tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracekit", "demo", "--runtime", "podman", "--requests", "2000", "--rate", "20"],
+        [
+            sys.executable,
+            "-m",
+            "tracekit",
+            "demo",
+            "--runtime",
+            "podman",
+            "--requests",
+            "2000",
+            "--rate",
+            "20",
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
