@@ -221,11 +221,12 @@ class Podman:
         )
 
     def logs(self, container: str, lines: int = 15) -> str:
+        """The last ``lines`` of a container's output (podman 4.3's ``--tail`` can return nothing)."""
         proc = subprocess.run(
-            [self.binary, "logs", "--tail", str(lines), container],
+            [self.binary, "logs", container],
             capture_output=True, text=True, env=self.env, timeout=30, check=False,
         )  # fmt: skip
-        return (proc.stdout + proc.stderr).strip()
+        return "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-lines:])
 
 
 def pick_subnet(used: Iterable[ipaddress.IPv4Network], seed: int) -> ipaddress.IPv4Network:
