@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 import threading
@@ -15,6 +16,12 @@ from tracekit.receiver.limits import Limits
 from tracekit.receiver.server import Receiver, is_loopback, parse_listen
 
 _DEFAULTS = Limits()
+
+
+class _Failure(click.ClickException):
+    """An option that cannot be honoured (an address, a file): one line, exit code 2."""
+
+    exit_code = 2
 
 
 def _raise_descriptor_limit() -> None:
@@ -132,13 +139,6 @@ def collect(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     given = {"--listen": listen, "--grpc-listen": grpc_listen}
-    for option, (host, _) in addresses.items():
-        if not is_loopback(host):
-            click.echo(
-                f"tracekit collect: warning: {option} {given[option]} accepts connections from other"
-                " machines (no TLS, no authentication)",
-                err=True,
-            )
     _raise_descriptor_limit()
     limits = Limits(
         max_body_bytes=max_body,
@@ -154,10 +154,17 @@ def collect(
         receiver.start()
     except OSError as exc:
         option = str(exc.filename)
-        reason = exc.strerror or str(exc)
+        reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
         if option in given:
-            raise click.ClickException(f"{option} {given[option]}: cannot bind: {reason}") from None
-        raise click.ClickException(f"--out {out}: cannot open: {reason}") from None
+            raise _Failure(f"{option} {given[option]}: cannot bind: {reason}") from None
+        raise _Failure(f"--out {out}: cannot open: {reason}") from None
+    for option, (host, _) in addresses.items():
+        if not is_loopback(host):
+            click.echo(
+                f"tracekit collect: warning: {option} {given[option]} accepts connections from other"
+                " machines (no TLS, no authentication)",
+                err=True,
+            )
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -21,7 +21,9 @@ RESOURCE_EXHAUSTED (``maximum_concurrent_rpcs``).
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -74,9 +76,11 @@ class GrpcServer:
             (grpc.method_handlers_generic_handler(_SERVICE.full_name, {_EXPORT.name: handler}),)
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if port:
+            _probe(host, port)  # grpc core would only log the reason, on stderr
         bound = self._server.add_insecure_port(address)
         if bound == 0:
-            raise OSError(f"cannot bind {address}")
+            raise OSError(errno.EADDRNOTAVAIL, f"cannot bind {address}")
         self.address = (host, bound)
 
     def start(self) -> None:
@@ -112,6 +116,14 @@ class GrpcServer:
     ) -> None:
         self._note_refused(status, message)
         context.abort(code, message)
+
+
+def _probe(host: str, port: int) -> None:
+    """Raise the OSError binding ``host:port`` gives (in use, not an address of this machine, ...)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
 
 
 __all__ = ["GrpcServer"]

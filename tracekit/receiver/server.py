@@ -16,7 +16,9 @@ Usage::
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import logging
 import sys
 import threading
@@ -131,7 +133,8 @@ class Receiver:
             except (OSError, RuntimeError) as exc:
                 sock.close()
                 store.close()
-                raise OSError(getattr(exc, "errno", None) or 98, "cannot bind", "--grpc-listen") from None
+                code = getattr(exc, "errno", None) or errno.EADDRNOTAVAIL
+                raise OSError(code, os.strerror(code), "--grpc-listen") from None
         if self._forward_url:
             self._forwarder = Forwarder(self._forward_url)
             pipeline.forwarder = self._forwarder
