@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from tracekit.receiver.forward import traces_url
-from tracekit.receiver.limits import Limits
+from tracekit.receiver.limits import Limits, tune_allocator
 from tracekit.receiver.server import Receiver, is_loopback, parse_listen
 
 _DEFAULTS = Limits()
@@ -140,6 +140,7 @@ def collect(
         raise click.UsageError(str(exc)) from None
     given = {"--listen": listen, "--grpc-listen": grpc_listen}
     _raise_descriptor_limit()
+    tune_allocator()
     limits = Limits(
         max_body_bytes=max_body,
         max_decompressed_bytes=max_decompressed,

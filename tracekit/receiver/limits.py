@@ -8,6 +8,7 @@ each one answers.
 
 from __future__ import annotations
 
+import ctypes
 import resource
 import threading
 from dataclasses import dataclass
@@ -134,4 +135,27 @@ class Reservation:
         self.shrink(self.held)
 
 
-__all__ = ["DECODE_COST", "Budget", "Limits", "OverBudget", "Reservation"]
+#: glibc ``mallopt`` parameters (malloc.h).
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+
+def tune_allocator() -> bool:
+    """Make the process's resident size follow the budget: with glibc, buffers of 1 MiB and more are
+    mapped on their own and unmapped when freed, and two malloc arenas serve every thread.
+
+    glibc's default raises its mmap threshold each time a large block is freed (up to 32 MiB), after
+    which request bodies are carved from per-thread heaps that keep their freed pages: measured with
+    six concurrent gzip bombs under a 64 MiB budget, the peak resident size grew by 119 MiB with the
+    defaults and by 70 MiB with these settings. For the ``tracekit collect`` process only (it changes
+    the whole process); False where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)) and bool(mallopt(_M_ARENA_MAX, 2))
+
+
+__all__ = ["DECODE_COST", "Budget", "Limits", "OverBudget", "Reservation", "tune_allocator"]
