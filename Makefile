@@ -53,9 +53,11 @@ lock: $(UV)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Style and types: mypy reads its settings (files, strict modules) from pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check tracekit demo_app tests bench
 	$(BIN)/ruff format --check tracekit demo_app tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(TOOLS) build *.egg-info

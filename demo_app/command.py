@@ -104,7 +104,7 @@ def demo(
 
     def on_progress(event: dict[str, Any]) -> None:
         counts["ok" if 0 < event["status"] < 400 else "failed"] += 1
-        progress.update(task, advance=1, **counts)
+        progress.update(task, advance=1, ok=counts["ok"], failed=counts["failed"])
 
     def on_event(moment: float, text: str) -> None:
         progress.console.print(f"  [dim]{moment:6.2f}s[/dim] {text}")

@@ -249,7 +249,7 @@ def spans_of(tree: SpanTree) -> list[dict[str, Any]]:
     root = tree.root
     assert root is not None
     t0 = root.start
-    out = []
+    out: list[dict[str, Any]] = []
     append, status_name = out.append, STATUS_NAMES.get
     for node in tree.nodes:
         span = node.span

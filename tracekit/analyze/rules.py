@@ -28,6 +28,7 @@ Every condition given must hold (AND); write several rules for OR.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ CACHE_SIZE = 50_000
 #: Entries of the by-identity cache (:meth:`RuleTable.classify`). Each pins an attribute dict, and an
 #: identity repeats only while the reader shares that dict (its own cache holds 8192), so no larger.
 IDENTITY_CACHE_SIZE = 8192
-_MISS = object()
+#: A cache miss: a str of its own (no layer is named so), so a cache lookup stays ``str | None``.
+_MISS = "<not cached>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +208,7 @@ class RuleTable:
             if len(cache) >= CACHE_SIZE:
                 cache.clear()
             cache[key] = layer
-        return layer  # type: ignore[return-value]
+        return layer
 
     def resource_key(self, res: dict[str, Any]) -> Any:
         """A key equal for resources that no rule can tell apart: their values of the rule keys."""
@@ -237,7 +239,7 @@ class RuleTable:
         return None
 
 
-def load_rules(path: str | Path | None = None) -> RuleTable:
+def load_rules(path: str | os.PathLike[str] | None = None) -> RuleTable:
     """Build the rule table: the user's file (if any) before the built-in rules.
 
     :raises RulesError: the user file is missing, not YAML, or has an invalid rule (one line naming
@@ -252,7 +254,8 @@ def load_rules(path: str | Path | None = None) -> RuleTable:
     builtin_raw = _rule_list(builtin, DEFAULT_RULES_PATH)
     builtin_rules = [_compile(r, f"{DEFAULT_RULES_PATH}: rule {i + 1}") for i, r in enumerate(builtin_raw)]
 
-    sidecar = user.get("sidecar") if isinstance(user.get("sidecar"), dict) else builtin.get("sidecar", {})
+    user_sidecar = user.get("sidecar")
+    sidecar: dict[str, Any] = user_sidecar if isinstance(user_sidecar, dict) else builtin.get("sidecar", {})
     if "sidecar" in user and not isinstance(user["sidecar"], dict):
         raise RulesError(f"{where_user}: 'sidecar' must be a mapping with 'containers' and/or 'services'")
     unknown_sidecar = set(sidecar) - {"containers", "services"}

@@ -89,7 +89,13 @@ class RoutingWatch:
             # Threads do not survive fork (gunicorn --preload, multiprocessing): restart them in the
             # child with its own connection pool, or its table would freeze at fork time.
             ref = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: (w := ref()) is not None and w._restart_in_child())
+
+            def restart_in_child() -> None:
+                watch = ref()
+                if watch is not None:
+                    watch._restart_in_child()
+
+            os.register_at_fork(after_in_child=restart_in_child)
         return self
 
     def _restart_in_child(self) -> None:

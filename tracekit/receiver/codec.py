@@ -124,7 +124,7 @@ def decode(body: bytes | bytearray, media: str) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     if media == PROTOBUF:
         try:
-            request.ParseFromString(body)
+            request.ParseFromString(bytes(body))  # no copy for bytes; protobuf types take bytes only
         except DecodeError as exc:
             raise PayloadError(f"protobuf body is not an ExportTraceServiceRequest: {exc}") from None
         return request

@@ -441,9 +441,9 @@ def _fix_any(value: AnyValue, work: Work, depth: int) -> None:
         return
     number = value.int_value
     if number is not UNSET:
-        if number.__class__ is int:
+        if isinstance(number, int):
             value.int_value = str(number)
-        elif isinstance(number, str) and len(number) > 18 and not -(2**63) <= int(number) < 2**63:
+        elif len(number) > 18 and not -(2**63) <= int(number) < 2**63:
             raise NotCanonical("intValue out of the int64 range")
     elif value.array_value is not UNSET:
         if depth >= work.max_depth:

@@ -71,7 +71,7 @@ class GrpcServer:
             options=options,
             maximum_concurrent_rpcs=concurrent_rpcs,
         )
-        handler = grpc.unary_unary_rpc_method_handler(self._export)  # raw bytes in and out
+        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(self._export)
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(_SERVICE.full_name, {_EXPORT.name: handler}),)
         )

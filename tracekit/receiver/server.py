@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable

@@ -17,9 +17,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from tracekit import attributes as a
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 #: Query-string keys redacted by default (env ``TRACEKIT_REDACT_QUERY_KEYS`` replaces the list).
 DEFAULT_QUERY_KEYS = frozenset({"token", "password", "secret", "api_key", "access_token"})
@@ -85,7 +89,7 @@ def redact_url(url: str, keys: Iterable[str]) -> str:
     return f"{head}?{redact_query(query, keys)}{hsep}{fragment}"
 
 
-def redact_span_urls(span: object, keys: frozenset[str]) -> None:
+def redact_span_urls(span: Span, keys: frozenset[str]) -> None:
     """Overwrite the URL attributes of a live span with redacted values (no-op when nothing to hide)."""
     attrs = getattr(span, "attributes", None)
     if not attrs or not keys:
@@ -96,7 +100,7 @@ def redact_span_urls(span: object, keys: frozenset[str]) -> None:
             continue
         new = redact_query(value, keys) if key == "url.query" else redact_url(value, keys)
         if new != value:
-            span.set_attribute(key, new)  # type: ignore[attr-defined]
+            span.set_attribute(key, new)
 
 
 _GUARD_PREFIX = "(?!(?:"

@@ -68,14 +68,14 @@ def critical_path(tree: SpanTree, options: Options) -> SpanTree:
     root.critical = True
     cursor = root.end
     while True:
-        items = node.cands
-        if items:
+        cands = node.cands
+        if cands:
             i = node.cursor
-            n = len(items)
-            while i < n and items[i].ce > cursor:
+            n = len(cands)
+            while i < n and cands[i].ce > cursor:
                 i += 1
             if i < n:
-                child = items[i]
+                child = cands[i]
                 node.cursor = i + 1
                 ce = child.ce
                 if ce < cursor:
@@ -93,7 +93,9 @@ def critical_path(tree: SpanTree, options: Options) -> SpanTree:
         if node is root:
             break
         cursor = start
-        node = node.parent  # type: ignore[assignment]
+        parent = node.parent
+        assert parent is not None  # only the root has none, and the walk ends there
+        node = parent
     segments.reverse()
     tree.segments = segments
     return tree

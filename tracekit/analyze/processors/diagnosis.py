@@ -222,5 +222,5 @@ def _explain(node: SpanNode, why: str) -> tuple[str, str, str]:
         return hop, "call-failed", f"call failed on the {hop} hop: {where} ({why})"
     layer = node.layer
     kind = "exception" if _exception(node) else "error"
-    words = {"app": "the app failed", "sidecar": "the DB sidecar failed", "db": "the database failed"}
-    return layer, kind, f"{words.get(layer, f'{layer} failed')}: {where}: {why}"
+    failed = {"app": "the app failed", "sidecar": "the DB sidecar failed", "db": "the database failed"}
+    return layer, kind, f"{failed.get(layer, f'{layer} failed')}: {where}: {why}"

@@ -65,7 +65,8 @@ class Hop(msgspec.Struct, gc=False):
 def hops_as_dicts(hops: list[Any]) -> list[dict[str, Any]]:
     """The hops as plain dicts (what the API returns and the renderers read)."""
     if hops and isinstance(hops[0], Hop):
-        return msgspec.to_builtins(hops)  # type: ignore[no-any-return]
+        plain: list[dict[str, Any]] = msgspec.to_builtins(hops)
+        return plain
     return hops
 
 

@@ -190,8 +190,8 @@ class TraceAssembler:
         """The trace to hand out (``None`` when all its spans were dropped).
 
         ``phase`` says which rule emitted it (1 window, 2 open-span cap, 3 and 4 end of input: open,
-        then waiting traces); with a shard it goes into ``Trace.order`` with the line and the trace's
-        last position, which is the order a single-process run emits traces in.
+        then waiting traces); with a shard it goes into ``Trace.order`` with the file, the line and the
+        trace's last position, which is the order a single-process run emits traces in.
         """
         self.open_spans -= len(o.spans)
         if not o.spans:
@@ -213,7 +213,7 @@ class TraceAssembler:
         self.traces_emitted += 1
         trace = Trace(trace_id, spans, warnings, self.source)
         if self.shard is not None:
-            trace.order = (self.shard.line, phase, o.last)
+            trace.order = (self.shard.file, self.shard.line, phase, o.last)
         return trace
 
     def ready(self) -> Iterator[Trace]:
