@@ -18,6 +18,8 @@ from rich.text import Text
 
 from demo_app import scenarios
 from demo_app.launcher import Demo, DemoError, DemoOptions, DemoRun
+from demo_app.podman.engine import PodmanError
+from demo_app.podman.manifests import ManifestError
 from demo_app.verdict import judge, representative
 from tracekit.analyze.renderers.text import console_width
 from tracekit.errors import TracekitError
@@ -64,6 +66,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     help="Requests per second, 0 for as fast as possible.  [default: 50; scale-up: 25]",
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for the request mix and errors.")
+@click.option(
+    "--runtime",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "podman"]),
+    help="Who runs the pods: processes on 127.0.0.1, or podman playing deploy/base's Deployment "
+    "with the tracekit-demo image (make image; root).",
+)
 def demo(
     requests_: int,
     replicas: int,
@@ -73,6 +83,7 @@ def demo(
     traces: Path | None,
     rate: float | None,
     seed: int,
+    runtime: str,
 ) -> None:
     """Run the whole request journey on this machine and show where the time went.
 
@@ -90,7 +101,13 @@ def demo(
                 sys.exit(2)
     chosen = scenarios.get(scenario)
     options = DemoOptions(
-        chosen, requests=requests_, replicas=replicas, rate=rate, seed=seed, traces_path=traces
+        chosen,
+        requests=requests_,
+        replicas=replicas,
+        rate=rate,
+        seed=seed,
+        traces_path=traces,
+        runtime=runtime,
     )
     # A pipe or file gets the analyzer's text width, a terminal its own.
     out = Console(highlight=False, width=console_width(sys.stdout))
@@ -128,7 +145,7 @@ def demo(
         runner.cleanup()
         err.print("tracekit demo: interrupted; every process was stopped")
         sys.exit(130)
-    except DemoError as exc:
+    except (DemoError, PodmanError, ManifestError) as exc:
         err.print(f"tracekit demo: {exc}")
         err.print(f"  (process logs kept in {getattr(runner, 'workdir', '?')})")
         raise SystemExit(1) from None
