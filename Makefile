@@ -53,9 +53,15 @@ lock: $(UV)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The demo image tracekit-demo:0.1.0 (podman or docker; ENGINE=, BASE=, IMAGE= as in the script).
+image:
+	demo_app/image/build.sh
+
+# Style and types: mypy reads its settings (files, strict modules) from pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check tracekit demo_app tests bench
 	$(BIN)/ruff format --check tracekit demo_app tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(TOOLS) build *.egg-info

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from demo_app import telemetry
 from tracekit import attributes as a
@@ -104,7 +105,8 @@ class LoadGenerator:
             conn.close()
 
     def _one(self, conn: http.client.HTTPConnection, i: int, call: Call) -> http.client.HTTPConnection | None:
-        attrs = {
+        kept: http.client.HTTPConnection | None = conn  # None once the connection is closed
+        attrs: dict[str, AttributeValue] = {
             a.COMPONENT: "client",
             "http.request.method": call.method,
             "url.full": f"http://{self.host}{call.path}",
@@ -132,14 +134,14 @@ class LoadGenerator:
                 status = response.status
                 if response.will_close:
                     conn.close()
-                    conn = None  # type: ignore[assignment]
+                    kept = None
             except (OSError, http.client.HTTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 span.record_exception(exc)
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, error))
                 conn.close()
-                conn = None  # type: ignore[assignment]
+                kept = None
             if status:
                 span.set_attribute("http.response.status_code", status)
                 if status >= 400:  # HTTP client convention: 4xx and 5xx are errors for the caller
@@ -155,7 +157,7 @@ class LoadGenerator:
             error=error,
             ms=ms,
         )
-        return conn
+        return kept
 
 
 def main(argv: list[str] | None = None) -> int:

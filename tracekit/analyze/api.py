@@ -230,6 +230,8 @@ class Analysis:
             "root": {"service": root.span.service, "name": root.span.name, "span_id": root.span.span_id},
             "route": trace_route(tree),
             "span_count": len(tree.trace.spans),
+            "work_ms": tree.work / 1e6,
+            "outside_root": {"spans": tree.outside[0], "ms": tree.outside[1] / 1e6},
             "error_spans": tree.error_spans,
             "source": tree.trace.source,
         }
@@ -249,7 +251,7 @@ def spans_of(tree: SpanTree) -> list[dict[str, Any]]:
     root = tree.root
     assert root is not None
     t0 = root.start
-    out = []
+    out: list[dict[str, Any]] = []
     append, status_name = out.append, STATUS_NAMES.get
     for node in tree.nodes:
         span = node.span

@@ -1,7 +1,7 @@
 """Parallel analysis of large trace files (``tracekit analyze --jobs N``).
 
-Why: decoding and analysing cost about 9 µs of CPU per span in one process (docs/analyzer.md,
-Performance), and the per-span work is interpreter-bound; the only way to go faster on the user's
+Why: decoding and analysing cost about 9 µs of CPU per span in one process (docs/performance.md),
+and the per-span work is interpreter-bound; the only way to go faster on the user's
 machine is to use its other cores.
 
 How: traces are split by trace id into N shards (``readers.common.Shard``). Each worker process
@@ -41,11 +41,11 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from tracekit.analyze.api import Selection
 from tracekit.analyze.processors.aggregates import Aggregator, merge_aggregators
@@ -66,7 +66,7 @@ _END_PHASE = 5  # input warnings after the last line (the reader's closing count
 _ERROR_PHASE = 6  # a file that held nothing usable
 
 
-def _key_prefix(order: tuple[int, ...]) -> bytes:
+def _key_prefix(order: tuple[int, int, int, int]) -> bytes:
     """A trace's order as fixed-width hex, so that byte order is read order (41 bytes)."""
     f, line, phase, position = order
     return b"%08x%016x%x%016x" % (f, line, phase, position)
@@ -253,13 +253,13 @@ def run_shard(task: ShardTask) -> ShardResult:
         buf = bytearray()
         try:
             for f, path in enumerate(task.paths):
-                log.file = f
+                log.file = shard.file = f
                 shard.line = 0
                 try:
                     for trace in read_traces(path, on_warning=log, shard=shard):
-                        assert trace.order is not None
-                        trace.order = (f, *trace.order)
-                        log.start_trace(trace.order)
+                        order = trace.order
+                        assert order is not None  # a shard's reader stamps every trace
+                        log.start_trace(order)
                         if keep is not None:
                             analysis.add(trace)
                             log.start_trace(None)
@@ -268,7 +268,7 @@ def run_shard(task: ShardTask) -> ShardResult:
                         log.start_trace(None)
                         if report is None:
                             continue
-                        buf += _key_prefix(trace.order)
+                        buf += _key_prefix(order)
                         encode_trace_into(report, buf)
                         buf += b"\n"
                         written += 1
@@ -378,17 +378,18 @@ def run_workers(tasks: list[ShardTask]) -> list[ShardResult]:
             procs.append(proc)
             conns[receiver] = i
         while conns:
-            for conn in wait(list(conns)):
-                i = conns.pop(conn)  # type: ignore[call-overload]
+            for ready in wait(list(conns)):
+                conn = cast(Connection, ready)  # wait() returns the objects it was given
+                i = conns.pop(conn)
                 try:
-                    status, value = conn.recv()  # type: ignore[union-attr]
+                    status, value = conn.recv()
                 except EOFError:
                     procs[i].join()
                     raise WorkerCrashed(
                         f"worker {i} stopped without a result (exit code {procs[i].exitcode})"
                     ) from None
                 finally:
-                    conn.close()  # type: ignore[union-attr]
+                    conn.close()
                 if status != "ok":
                     raise WorkerCrashed(f"worker {i}: {value}")
                 results[i] = value
@@ -453,7 +454,7 @@ def analyze_parallel(
     )
 
 
-def _trace_lines(path: str) -> Iterator[bytes]:
+def _trace_lines(path: str) -> Generator[bytes]:
     with open(path, "rb") as f:
         yield from f
 
@@ -498,7 +499,7 @@ def work_directory(output: str | None) -> Iterator[str]:
     """
     where = None
     if output not in (None, "-"):
-        where = os.path.dirname(os.path.abspath(output))  # type: ignore[type-var]
+        where = os.path.dirname(os.path.abspath(output))
     try:
         tmp = tempfile.TemporaryDirectory(prefix=".tracekit-analyze-", dir=where)
     except OSError:

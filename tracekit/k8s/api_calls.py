@@ -72,6 +72,6 @@ def role_rules(calls: tuple[ApiCall, ...] = API_CALLS) -> list[dict[str, list[st
         by_verbs: dict[tuple[str, ...], list[str]] = {}
         for resource, verbs in resources.items():
             by_verbs.setdefault(tuple(sorted(verbs)), []).append(resource)
-        for verbs, names in sorted(by_verbs.items()):
-            rules.append({"apiGroups": [group], "resources": sorted(names), "verbs": list(verbs)})
+        for verb_list, names in sorted(by_verbs.items()):
+            rules.append({"apiGroups": [group], "resources": sorted(names), "verbs": list(verb_list)})
     return rules

@@ -43,7 +43,7 @@ log = logging.getLogger("tracekit.tracing")
 DISABLED_VAR = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 
 
-class _SQLiteConnection(dbapi.TracedConnectionProxy):  # type: ignore[type-arg]
+class _SQLiteConnection(dbapi.TracedConnectionProxy):
     """A traced sqlite3 connection whose ``execute`` shortcuts go through the traced cursor."""
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:

@@ -205,17 +205,24 @@ class BoundedBatchSpanProcessor(SpanProcessor):
             with self._lock:  # taken off the queue and put in flight at once: counts() never misses one
                 while queue and len(batch) < self.max_export_batch_size:
                     batch.append(queue.popleft())
+                if not batch:
+                    return  # shutdown wrote the queue off meanwhile
                 self._in_flight = (token, len(batch))
-            ok = self._export(batch)
-            with self._lock:
-                if self._in_flight is not None and self._in_flight[0] is token:
-                    self._in_flight = None
-                    if ok:
-                        self._exported += len(batch)
-                    else:
-                        self._failed += len(batch)
+            self._settle(token, len(batch), self._export(batch))
             if not self._closed:
                 self._report()
+
+    def _settle(self, token: object, n: int, ok: bool) -> None:
+        """Count a batch's outcome, unless shutdown already wrote it off as failed."""
+        with self._lock:
+            in_flight = self._in_flight
+            if in_flight is None or in_flight[0] is not token:
+                return
+            self._in_flight = None
+            if ok:
+                self._exported += n
+            else:
+                self._failed += n
 
     def _export(self, batch: list[ReadableSpan]) -> bool:
         try:

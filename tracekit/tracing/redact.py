@@ -28,13 +28,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status
 
 from tracekit import attributes as a
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 REDACTED = "REDACTED"
 
@@ -160,7 +163,7 @@ def has_secret_key(query: str, keys: frozenset[str]) -> bool:
     return redact_query(query, keys) != query
 
 
-def redact_span_urls(span: object, keys: frozenset[str]) -> None:
+def redact_span_urls(span: Span, keys: frozenset[str]) -> None:
     """Overwrite the URL attributes of a live span with redacted values (no-op when nothing to hide)."""
     attrs = getattr(span, "attributes", None)
     if not attrs or not keys:
@@ -171,7 +174,7 @@ def redact_span_urls(span: object, keys: frozenset[str]) -> None:
             continue
         new = redact_text(value, keys)
         if new != value:
-            span.set_attribute(key, new)  # type: ignore[attr-defined]
+            span.set_attribute(key, new)
 
 
 # --- whole spans, at export ---------------------------------------------------------------------------

@@ -15,11 +15,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tracekit.k8s.watch import RoutingWatch
+    from tracekit.tracing.hooks import RoutingSource
 
 log = logging.getLogger("tracekit.tracing")
 
 #: The routing source the zero-code hooks read (set by :func:`post_instrument`).
-routing = None
+routing: RoutingWatch | None = None
 
 
 def post_instrument() -> None:
@@ -27,7 +32,6 @@ def post_instrument() -> None:
     global routing
     try:
         from tracekit.k8s.metadata import pod_context, startup_deadline
-        from tracekit.tracing import hooks
         from tracekit.tracing.provider import sdk_disabled
         from tracekit.tracing.redact import protect_header_capture, query_keys_from_env
 
@@ -46,8 +50,8 @@ def post_instrument() -> None:
 
             routing = RoutingWatch(pod.connection, pod.labels).start()
             routing.wait_settled(max(0.0, deadline - time.monotonic()))
-        _reinstrument_flask(hooks, routing, keys)
-        _reinstrument_requests(hooks, keys)
+        _reinstrument_flask(routing, keys)
+        _reinstrument_requests(keys)
         from tracekit.tracing.databases import upgrade_stock_sqlite3
 
         upgrade_stock_sqlite3()  # conn.execute(...) gives DB spans too
@@ -55,26 +59,30 @@ def post_instrument() -> None:
         log.warning("tracekit: zero-code set-up incomplete: %s", exc)
 
 
-def _reinstrument_flask(hooks: object, source: object, keys: frozenset[str]) -> None:
+def _reinstrument_flask(source: RoutingSource | None, keys: frozenset[str]) -> None:
     try:
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
     except ImportError:
         return
+    from tracekit.tracing.hooks import make_server_hooks
+
     instrumentor = FlaskInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         return  # disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, or Flask missing: respect it
-    req_hook, resp_hook = hooks.make_server_hooks(source, keys)  # type: ignore[attr-defined]
+    req_hook, resp_hook = make_server_hooks(source, keys)
     instrumentor.uninstrument()
     instrumentor.instrument(request_hook=req_hook, response_hook=resp_hook)
 
 
-def _reinstrument_requests(hooks: object, keys: frozenset[str]) -> None:
+def _reinstrument_requests(keys: frozenset[str]) -> None:
     try:
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
     except ImportError:
         return
+    from tracekit.tracing.hooks import make_client_request_hook
+
     instrumentor = RequestsInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         return
     instrumentor.uninstrument()
-    instrumentor.instrument(request_hook=hooks.make_client_request_hook(keys))  # type: ignore[attr-defined]
+    instrumentor.instrument(request_hook=make_client_request_hook(keys))

@@ -145,6 +145,7 @@ class Aggregator:
         """The ``summary`` object of the JSON contract."""
         total = self.total_ns or 1
         layers: dict[str, Any] = {}
+        entry: dict[str, Any]
         for layer in LAYERS:
             if not self.layer_count[layer]:
                 continue

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 _HOST_KEYS = (a.K8S_NODE_NAME, "host.name", "host.id")
 _HOST_KEY_SET = frozenset(_HOST_KEYS)
-HostIdentity = tuple[Any, Any, Any]
+#: The values of :data:`_HOST_KEYS`, in that order (None where absent).
+HostIdentity = tuple[Any, ...]
 #: id(resource) -> (resource, host identity): one per process, shared by its spans (the resource is
 #: kept referenced so its id cannot be reused while cached).
 _host_cache: dict[int, tuple[Any, HostIdentity]] = {}
@@ -45,11 +46,11 @@ def host_identity(node: SpanNode) -> HostIdentity:
     res = span.resource
     attrs = span.attributes
     if attrs and not _HOST_KEY_SET.isdisjoint(attrs):
-        return tuple(res.get(k) or attrs.get(k) or None for k in _HOST_KEYS)  # type: ignore[return-value]
+        return tuple(res.get(k) or attrs.get(k) or None for k in _HOST_KEYS)
     hit = _host_cache.get(id(res))
     if hit is not None and hit[0] is res:
         return hit[1]
-    identity: HostIdentity = tuple(res.get(k) or None for k in _HOST_KEYS)  # type: ignore[assignment]
+    identity = tuple(res.get(k) or None for k in _HOST_KEYS)
     if len(_host_cache) > 10_000:
         _host_cache.clear()
     _host_cache[id(res)] = (res, identity)
@@ -126,9 +127,9 @@ def adjust_clock_skew(tree: SpanTree, options: Options) -> SpanTree:
                     delta = _delta(node, parent)
                     if delta:
                         tree.warnings.append(
-                            f"clock skew: shifted span {span.span_id} ({span.service}) and its same-host "
-                            f"descendants by {_amount(delta)} to fit inside its client span "
-                            f"{parent.span.span_id}"
+                            f"clock skew: shifted span {tree.input_id(span.span_id)} ({span.service}) "
+                            f"and its same-host descendants by {_amount(delta)} to fit inside its client "
+                            f"span {tree.input_id(parent.span.span_id)}"
                         )
             if delta:
                 node.start += delta

@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from tracekit.errors import TraceFormatError
 
@@ -50,6 +50,12 @@ class BadId(ValueError):
 # Sources
 
 
+class _ByteReader(Protocol):
+    """What a source is read through: a file, stdin's buffer, a socket file or a ``GzipFile``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _ChainRaw(io.RawIOBase):
     """A raw stream that replays ``head`` and then continues with ``rest``.
 
@@ -57,7 +63,7 @@ class _ChainRaw(io.RawIOBase):
     replaying the head lets the readers see the whole content through one ``BufferedReader``.
     """
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, head: bytes, rest: _ByteReader) -> None:
         self._head = memoryview(head)
         self._rest = rest
 
@@ -81,7 +87,7 @@ class _ChainRaw(io.RawIOBase):
 class Source:
     """One input, opened: a display name, its first bytes (for detection) and a buffered stream."""
 
-    def __init__(self, name: str, head: bytes, stream: io.BufferedReader, closers: list[Any]) -> None:
+    def __init__(self, name: str, head: bytes, stream: IO[bytes], closers: list[Any]) -> None:
         self.name = name
         self.head = head
         self.stream = stream
@@ -146,7 +152,7 @@ def open_source(source: str | os.PathLike[str] | IO[bytes], *, name: str | None 
     Raises ``TraceFormatError`` (one line, naming the file) when the file cannot be opened.
     """
     closers: list[Any] = []
-    raw: IO[bytes]
+    raw: _ByteReader
     if isinstance(source, (str, os.PathLike)):
         display = name or os.fspath(source)
         if os.fspath(source) == "-":
@@ -164,7 +170,7 @@ def open_source(source: str | os.PathLike[str] | IO[bytes], *, name: str | None 
     try:
         magic = _read_exact(raw, 2)
         if magic == GZIP_MAGIC:
-            raw = gzip.GzipFile(fileobj=_PrefixedReader(magic, raw), mode="rb")  # type: ignore[arg-type]
+            raw = gzip.GzipFile(fileobj=_PrefixedReader(magic, raw), mode="rb")
             closers.append(raw)
             magic = b""
         head = magic + _read_exact(raw, HEAD_BYTES - len(magic))
@@ -176,7 +182,7 @@ def open_source(source: str | os.PathLike[str] | IO[bytes], *, name: str | None 
     return Source(display, head, stream, closers)
 
 
-def _read_exact(f: IO[bytes], n: int) -> bytes:
+def _read_exact(f: _ByteReader, n: int) -> bytes:
     """Read up to ``n`` bytes, looping over short reads (pipes and sockets return partial chunks)."""
     parts: list[bytes] = []
     while n > 0:
@@ -191,7 +197,7 @@ def _read_exact(f: IO[bytes], n: int) -> bytes:
 class _PrefixedReader(io.RawIOBase):
     """Gives ``GzipFile`` the two magic bytes detection already consumed from a non-seekable stream."""
 
-    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, prefix: bytes, rest: _ByteReader) -> None:
         self._chain = _ChainRaw(prefix, rest)
 
     def readable(self) -> bool:
@@ -213,17 +219,19 @@ class Shard:
 
     Every worker of a parallel run reads the whole input but builds and emits only the traces of its
     shard; a trace belongs to exactly one shard, so the shards' results add up to the single-process
-    result. ``line`` is the input line the reader is at (the reader sets it): traces and warnings are
-    stamped with it so the parent can merge the workers' output back into read order.
+    result. ``file`` is the input's place among the run's inputs (the caller sets it) and ``line`` the
+    input line the reader is at (the reader sets it): traces and warnings are stamped with both so the
+    parent can merge the workers' output back into read order.
     """
 
-    __slots__ = ("count", "index", "line")
+    __slots__ = ("count", "file", "index", "line")
 
     def __init__(self, index: int, count: int) -> None:
         if not 0 <= index < count:
             raise ValueError(f"shard index {index} out of range for {count} shards")
         self.index = index
         self.count = count
+        self.file = 0
         self.line = 0
 
     def owns(self, trace_id: str) -> bool:
@@ -352,7 +360,7 @@ def us_to_ns(value: int | float | None) -> int:
     if value is None:
         return 0
     if value.__class__ is int:
-        return value * 1000  # type: ignore[operator]
+        return value * 1000
     # Floats (1.559594222395e+15) are whole microseconds written in exponent form: convert the
     # microseconds first, or the float's 53-bit mantissa loses nanosecond precision.
     whole = round(value)
@@ -370,6 +378,36 @@ def clip(text: str, n: int = 120) -> str:
     """One line, at most ``n`` characters: error messages quote input, which can be anything."""
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+#: A complete JSON string (escapes included); what is left of a string after it is unterminated.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[][{}]")
+
+
+def json_outline(body: bytes) -> tuple[bool, bool]:
+    """``(ends inside a value, more follows the first value)`` for JSON text that failed to decode.
+
+    Read from the bytes themselves: decoders word these cases differently from release to release,
+    so their messages cannot tell them apart reliably. "Ends inside a value": a string, object or
+    array is still open at the end (a file cut off mid-write). "More follows": something other
+    than whitespace comes after the first top-level object or array (several documents one after
+    another, as ``jq . traces.jsonl`` writes). Runs on the error path only.
+    """
+    bare = _JSON_STRING.sub(b"0", body)
+    if b'"' in bare:  # a string that never closes runs to the end of the input
+        return True, False
+    depth = 0
+    for m in _JSON_BRACKET.finditer(bare):
+        if m.group() in b"[{":
+            depth += 1
+            continue
+        depth -= 1
+        if depth == 0:
+            return False, bool(bare[m.end() :].strip())
+        if depth < 0:  # a stray closing bracket: a syntax error, not a cut
+            return False, False
+    return depth > 0, False
 
 
 def split_frames(body: bytes) -> Iterator[bytes]:

@@ -15,8 +15,9 @@ case) or base64. The struct types are built from one description for both field-
 one that leaves attribute lists as raw JSON, decoded once per distinct list by the converter, and
 a full one that validates everything and names the JSON path of a bad field.
 
-Speed matters here (a Collector file holds millions of spans; issue 3 asks the whole analyzer to
-stay within 3x a plain JSON decode). A line is converted in one of two ways, with the same result:
+Speed matters here (a Collector file holds millions of spans, and the whole analyzer aims to stay
+within 3x a plain JSON decode: docs/performance.md). A line is converted in one of two ways, with
+the same result:
 
 - ``OtlpConverter._fast_line``, the common case (every id canonical, nothing to warn about): the
   ids of the whole line are checked at once, and ``_fast_spans``, the one loop that runs per span,
@@ -31,7 +32,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from typing import Annotated, Any
+from types import GenericAlias
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -49,13 +51,24 @@ from tracekit.analyze.readers.common import (
 _OptStr = str | None
 #: int64 as a JSON number or string: ``strict=False`` decoding turns "123" into 123 in C.
 _IntLike = int | None
-#: A span's start: required and after 1970 (OTLP's 0 means "not set"). A span without one cannot be
-#: placed on the timeline; it fails the typed decode, so the lenient path drops it with a warning
-#: naming the field, and every parallel worker (which all decode every line) agrees on the drop.
-_Start = Annotated[int, msgspec.Meta(gt=0)]
+#: A span's start: required and not negative. A span without one cannot be placed on the timeline; it
+#: fails the typed decode, so the lenient path drops it with a warning naming the field, and every
+#: parallel worker (which all decode every line) agrees on the drop. A start of 0 ("not set" in OTLP,
+#: or the first instant of a relative trace) is decided per trace by the assembler.
+_Start = Annotated[int, msgspec.Meta(ge=0)]
+#: The pending-warning text that means "this trace has a span starting at 0" (see the assembler).
+_ZERO_START = "\x00zero start"
 
 #: ``attributes`` left undecoded: the raw JSON text of the KeyValue list (see ``_Style``).
 _RAW = msgspec.Raw()
+
+#: Stands in, in a batch's groups, for a span of another shard: counted, never built or emitted.
+_OTHER_SHARD_SPAN = Span("", "", None, "", SpanKind.UNSPECIFIED, 0, 0)
+
+
+def _list_of(item: Any) -> Any:
+    """``list[item] | None`` for a struct type made at run time (not a type a checker can follow)."""
+    return GenericAlias(list, (item,)) | None
 
 
 class _Style:
@@ -73,8 +86,8 @@ class _Style:
       building dicts from them a third of the conversion time.
     """
 
-    def __init__(self, rename: str | None) -> None:
-        def struct(name: str, fields: list[tuple[str, Any, Any]]) -> Any:
+    def __init__(self, rename: Literal["camel"] | None) -> None:
+        def struct(name: str, fields: list[tuple[str, Any] | tuple[str, Any, Any]]) -> Any:
             return msgspec.defstruct(name, fields, rename=rename, gc=False, omit_defaults=True, kw_only=True)
 
         any_value = struct(
@@ -90,7 +103,7 @@ class _Style:
             ],
         )
         key_value = struct("KeyValue", [("key", str, ""), ("value", any_value | None, None)])
-        attrs = list[key_value] | None
+        attrs = _list_of(key_value)
         event = struct(
             "Event", [("time_unix_nano", _IntLike, 0), ("name", _OptStr, ""), ("attributes", attrs, None)]
         )
@@ -111,33 +124,33 @@ class _Style:
                     ("start_time_unix_nano", _Start),
                     ("end_time_unix_nano", _IntLike, None),
                     ("attributes", attrs_type, attrs_default),
-                    ("events", list[event] | None, None),
-                    ("links", list[link] | None, None),
+                    ("events", _list_of(event), None),
+                    ("links", _list_of(link), None),
                     ("status", status | None, None),
                 ],
             )
-            scope_spans = struct("ScopeSpans", [("spans", list[span] | None, None)])
+            scope_spans = struct("ScopeSpans", [("spans", _list_of(span), None)])
             resource = struct("Resource", [("attributes", attrs_type, attrs_default)])
             resource_spans = struct(
                 "ResourceSpans",
                 [
                     ("resource", resource | None, None),
-                    ("scope_spans", list[scope_spans] | None, None),
-                    ("instrumentation_library_spans", list[scope_spans] | None, None),
+                    ("scope_spans", _list_of(scope_spans), None),
+                    ("instrumentation_library_spans", _list_of(scope_spans), None),
                 ],
             )
             inner = struct(
                 "TracesData",
                 [
-                    ("resource_spans", list[resource_spans] | None, None),
-                    ("batches", list[resource_spans] | None, None),
+                    ("resource_spans", _list_of(resource_spans), None),
+                    ("batches", _list_of(resource_spans), None),
                 ],
             )
             envelope = struct(
                 "Envelope",
                 [
-                    ("resource_spans", list[resource_spans] | None, None),
-                    ("batches", list[resource_spans] | None, None),
+                    ("resource_spans", _list_of(resource_spans), None),
+                    ("batches", _list_of(resource_spans), None),
                     ("result", inner | None, None),
                     ("error", Any, None),
                 ],
@@ -483,6 +496,7 @@ class OtlpConverter:
         #: Warnings as (trace id or None for the source, message), reported once the line is converted.
         pending: list[tuple[str | None, str]] = []
         groups: defaultdict[str, list[Span]] = defaultdict(list)
+        handed: dict[str, list[Span]] = groups
         roots: set[str] = set()
         fast = self._fast_line(batches, style, groups, roots, pending)
         if fast is not None:
@@ -497,17 +511,19 @@ class OtlpConverter:
                 kept += self._spans(spans, resource, style, groups, roots, tids, pending)
             counts = None
             if self.shard is not None:
-                # Other shards' traces hold placeholders: count them, hand over only ours.
+                # Other shards' traces hold stand-ins (_OTHER_SHARD_SPAN): count them, hand over only ours.
                 counts = {trace_id: len(spans) for trace_id, spans in groups.items()}
                 owned = self._owned
-                groups = {t: spans for t, spans in groups.items() if owned[t]}  # type: ignore[assignment]
+                handed = {t: spans for t, spans in groups.items() if owned[t]}
         asm = self.asm
         for trace_id, message in pending:
             if trace_id is None:
                 self.report.warn(message, line=line)
+            elif message is _ZERO_START:
+                asm.zero_start(trace_id)
             else:
                 asm.warn(trace_id, message)
-        asm.add_groups(groups, roots, counts)
+        asm.add_groups(handed, roots, counts)
         self.spans_ok += kept
         return kept
 
@@ -550,8 +566,7 @@ class OtlpConverter:
         for spans, _ in batches:
             parents += [sp.parent_span_id for sp in spans]
         # A root has no parent id or an empty one; all zeros (rare) is left to _spans.
-        parents = list(filter(None, parents))
-        if not _canonical_ids(parents, zero_ok=False):  # type: ignore[arg-type]
+        if not _canonical_ids(list(filter(None, parents)), zero_ok=False):
             return None
         for spans, resource in batches:
             if not self._fast_spans(spans, resource, style, groups, roots, pending):
@@ -574,7 +589,8 @@ class OtlpConverter:
             raws += [sp.trace_id for sp in spans]
         tids = self._trace_ids
         owned = self._owned
-        owns = self.shard.owns  # type: ignore[union-attr]
+        assert self.shard is not None  # only a shard's read comes here
+        owns = self.shard.owns
         counts: dict[str, int] = {}
         mine: set[str | None] = set()
         for raw, n in Counter(raws).items():
@@ -623,24 +639,25 @@ class OtlpConverter:
         for sp in spans:
             if sp.trace_id != raw_tid:
                 raw_tid = sp.trace_id
-                tid = tids.get(raw_tid)  # type: ignore[assignment]
-                if tid is None:
+                known = tids.get(raw_tid)
+                if known is None:
                     try:
-                        tid = _trace_id(raw_tid)
+                        known = tids[raw_tid] = _trace_id(raw_tid)
                     except BadId:
                         return False
-                    tids[raw_tid] = tid
+                tid = known
                 group = groups[tid]
             parent = sp.parent_span_id or None
-            start = sp.start_time_unix_nano or 0
+            start = sp.start_time_unix_nano
             end = sp.end_time_unix_nano or 0
-            if end < start:
+            if end < start or not start:
                 return False
             # Subscripts, not get(): misses are rare, and a subscript is cheaper than a call.
             try:
                 kind = kind_of[sp.kind]
             except KeyError:
                 kind = _enum(sp.kind, _KINDS, _KIND_NAMES, SpanKind.UNSPECIFIED)
+            status: StatusCode | None
             st = sp.status
             if st is None:
                 status, message = unset, ""
@@ -650,6 +667,7 @@ class OtlpConverter:
                     status = _enum(st.code, _STATUSES, _STATUS_NAMES, unset)
                 message = st.message or ""
             key = bytes(sp.attributes)
+            attrs: dict[str, Any] | None
             try:
                 attrs = attrs_of[key]
             except KeyError:
@@ -725,6 +743,7 @@ class OtlpConverter:
         get_attrs = cache.get
         shard = self.shard
         owned = self._owned
+        other_shard_span = _OTHER_SHARD_SPAN
         for sp in spans:
             # A trace id repeats on every span of its trace: normalise it once (see _trace_ids).
             raw_tid = sp.trace_id
@@ -749,7 +768,7 @@ class OtlpConverter:
                     if not _plain_span_id_ok(sp.span_id):
                         dropped += 1
                     else:
-                        groups[tid].append(None)  # type: ignore[arg-type]
+                        groups[tid].append(other_shard_span)
                     continue
             # Fast path for span ids: 16 hex characters (what every SDK and the Collector write).
             # fromhex() validates in C; lower() is cheaper than islower(), which is slow on digits.
@@ -783,7 +802,9 @@ class OtlpConverter:
                     parent = None
             else:
                 parent = None
-            start = sp.start_time_unix_nano or 0
+            start = sp.start_time_unix_nano
+            if not start:
+                warn((tid, _ZERO_START))
             end = sp.end_time_unix_nano or 0
             if end < start:
                 warn(
@@ -797,6 +818,7 @@ class OtlpConverter:
             kind = kind_of.get(sp.kind)
             if kind is None:
                 kind = _enum(sp.kind, kinds, kind_names, unspecified)
+            status: StatusCode | None
             st = sp.status
             if st is None:
                 status, message = unset, ""

@@ -143,6 +143,7 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
     builder = ViewBuilder()
     for trace in traces:
         builder.add(trace)
+    assert builder.flow is not None  # a ViewBuilder builds the flow diagram unless told not to
     if builder.flow.ambiguous():
         builder.refold_flow(traces)
     by_id = {t.get("trace_id"): t for t in traces}
@@ -540,8 +541,9 @@ def _trim_span(span: Mapping[str, Any], resources: dict[str, tuple[int, dict[str
     }
     out["attributes"] = _trim_attrs(span.get("attributes") or {})
     for key in ("start_ms", "duration_ms", "self_ms"):
-        if isinstance(out.get(key), float):
-            out[key] = round(out[key], 4)
+        value = out.get(key)
+        if isinstance(value, float):
+            out[key] = round(value, 4)
     resource = _trim_attrs(span.get("resource") or {})
     key = msgspec.json.encode(sorted(resource.items(), key=lambda kv: kv[0])).decode()
     if key not in resources:
@@ -696,7 +698,9 @@ class FlowBuilder:
         #: BACKEND_SERVICE_NAME attribute): readers
         #: share one attributes/resource dict between the spans that have equal ones, so most spans
         #: skip the attribute lookups. The entry holds the dicts, so their ids stay theirs while cached.
-        self._node_cache: dict[tuple[Any, int, int], tuple[Any, ...]] = {}
+        #: (service, id(attributes), id(resource)) -> (attributes, resource, raw pod, node, backend);
+        #: the dicts are kept referenced so their ids cannot be reused while cached.
+        self._node_cache: dict[tuple[Any, int, int], tuple[Any, Any, Any, _NodeKey, Any]] = {}
 
     # --- folding -----------------------------------------------------------------------------
 
@@ -767,7 +771,7 @@ class FlowBuilder:
         cache_key = (service, id(attributes), id(resource))
         hit = self._node_cache.get(cache_key)
         if hit is not None:
-            return hit[2], hit[3]
+            return hit[2], hit[3], hit[4]
         name = str(service or "unknown")
         raw_pod = pod = _get(span, K8S_POD_NAME)
         container = _get(span, K8S_CONTAINER_NAME)
