@@ -61,6 +61,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     help="Requests per second, 0 for as fast as possible.  [default: 50; scale-up: 25]",
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for the request mix and errors.")
+@click.option(
+    "--network",
+    type=click.Choice(["netns", "loopback"]),
+    help="netns: a namespace and IP per pod, DNS, load balancer and Service VIP in nftables; loopback: "
+    "every process on 127.0.0.1.  [default: netns as root on Linux with nftables and iproute2]",
+)
 def demo(
     requests_: int,
     replicas: int,
@@ -70,6 +76,7 @@ def demo(
     traces: Path | None,
     rate: float | None,
     seed: int,
+    network: str | None,
 ) -> None:
     """Run the whole request journey on this machine and show where the time went.
 
@@ -79,8 +86,15 @@ def demo(
     trace's timeline and the per-layer table, and says which layer the analyzer blames.
     """
     chosen = scenarios.get(scenario)
+    network = _network_mode(network, chosen)
     options = DemoOptions(
-        chosen, requests=requests_, replicas=replicas, rate=rate, seed=seed, traces_path=traces
+        chosen,
+        requests=requests_,
+        replicas=replicas,
+        rate=rate,
+        seed=seed,
+        traces_path=traces,
+        network=network,
     )
     # A pipe or file gets the text renderer's width, a terminal its own.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
@@ -125,6 +139,22 @@ def demo(
     runner.cleanup()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
+
+
+def _network_mode(asked: str | None, chosen: scenarios.Scenario) -> str:
+    """The network mode to run: the one asked for, else netns where it can run (a one-line note if not)."""
+    from demo_app.network import unavailable_reason
+
+    why = unavailable_reason() if asked != "loopback" else None
+    if asked == "netns" and why is not None:
+        raise click.UsageError(f"--network netns: {why}")
+    if chosen.name in scenarios.NEEDS_NETNS and (asked == "loopback" or why is not None):
+        reason = "it shapes a pod's link" + (f"; netns cannot run here: {why}" if why else "")
+        raise click.UsageError(f"--scenario {chosen.name} needs --network netns ({reason})")
+    if asked is None and why is not None:
+        click.echo(f"tracekit demo: network loopback ({why}; --network netns needs root on Linux)", err=True)
+        return "loopback"
+    return asked or "netns"
 
 
 def _analyse(
