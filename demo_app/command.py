@@ -67,6 +67,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     help="netns: a namespace and IP per pod, DNS, load balancer and Service VIP in nftables; loopback: "
     "every process on 127.0.0.1.  [default: netns as root on Linux with nftables and iproute2]",
 )
+@click.option(
+    "--ingress",
+    "ingress_kind",
+    type=click.Choice(["builtin", "caddy"]),
+    default="builtin",
+    show_default=True,
+    help="builtin: the demo's ingress hop; caddy: Caddy configured from deploy/base's Ingress (netns only).",
+)
 def demo(
     requests_: int,
     replicas: int,
@@ -77,6 +85,7 @@ def demo(
     rate: float | None,
     seed: int,
     network: str | None,
+    ingress_kind: str,
 ) -> None:
     """Run the whole request journey on this machine and show where the time went.
 
@@ -87,6 +96,10 @@ def demo(
     """
     chosen = scenarios.get(scenario)
     network = _network_mode(network, chosen)
+    if ingress_kind == "caddy" and network != "netns":
+        raise click.UsageError(
+            "--ingress caddy needs --network netns (it reaches the pods through the ClusterIP)"
+        )
     options = DemoOptions(
         chosen,
         requests=requests_,
@@ -95,6 +108,7 @@ def demo(
         seed=seed,
         traces_path=traces,
         network=network,
+        ingress=ingress_kind,
     )
     # A pipe or file gets the text renderer's width, a terminal its own.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)

