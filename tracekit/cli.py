@@ -20,9 +20,10 @@ def main() -> None:
 def _register() -> None:
     from demo_app.command import demo
     from tracekit.analyze.command import analyze
+    from tracekit.diff.command import diff_command
     from tracekit.receiver.command import collect
 
-    for command in (analyze, collect, demo):
+    for command in (analyze, collect, demo, diff_command):
         main.add_command(command)
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tracekit.cli import main
 
 
-@pytest.mark.parametrize("command", ["analyze", "collect", "demo"])
+@pytest.mark.parametrize("command", ["analyze", "collect", "demo", "diff"])
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0, result.output

@@ -30,6 +30,7 @@ from tracekit.analyze.readers.common import (
     Shard,
     WarningCallback,
     WarningReporter,
+    json_outline,
     log,
     open_source,
     split_error_path,
@@ -71,16 +72,16 @@ def _converter(fmt: str, asm: TraceAssembler, report: WarningReporter) -> Any:
 def error_text(e: BaseException, data: bytes | None = None) -> str:
     """A decoder's complaint as one short line that names the JSON field when it knows it.
 
-    Invalid UTF-8 is recognised by checking ``data`` (the bytes that failed) ourselves: msgspec
-    releases report it with different exception types and wordings, and the error path is the only
-    place the check costs anything.
+    Invalid UTF-8 and a cut-off document are recognised by checking ``data`` (the bytes that
+    failed) ourselves: msgspec releases report them with different exception types and wordings,
+    and the error path is the only place the checks cost anything.
     """
     if isinstance(e, UnicodeDecodeError) or (data is not None and not _is_utf8(data)):
         return "invalid UTF-8 in a string (the content is not UTF-8 text)"
     text, path = split_error_path(e)
     if path is not None:
         return f"field ${path}: {text}"
-    if "truncated" in text:
+    if not isinstance(e, msgspec.ValidationError) and data is not None and json_outline(data)[0]:
         return "truncated JSON (the input ends in the middle of a value)"
     return text[:200]
 
@@ -155,7 +156,7 @@ def read_traces(
             try:
                 conv.feed(data, None)
             except _DECODE_ERRORS as e:
-                if "trailing characters" not in str(e):
+                if not json_outline(data)[1]:
                     raise TraceFormatError(f"{label}: {error_text(e, data)}", path=src.name) from None
                 _read_concatenated(data, conv, label, src.name)
             del data

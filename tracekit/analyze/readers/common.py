@@ -380,6 +380,36 @@ def clip(text: str, n: int = 120) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+#: A complete JSON string (escapes included); what is left of a string after it is unterminated.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[][{}]")
+
+
+def json_outline(body: bytes) -> tuple[bool, bool]:
+    """``(ends inside a value, more follows the first value)`` for JSON text that failed to decode.
+
+    Read from the bytes themselves: decoders word these cases differently from release to release,
+    so their messages cannot tell them apart reliably. "Ends inside a value": a string, object or
+    array is still open at the end (a file cut off mid-write). "More follows": something other
+    than whitespace comes after the first top-level object or array (several documents one after
+    another, as ``jq . traces.jsonl`` writes). Runs on the error path only.
+    """
+    bare = _JSON_STRING.sub(b"0", body)
+    if b'"' in bare:  # a string that never closes runs to the end of the input
+        return True, False
+    depth = 0
+    for m in _JSON_BRACKET.finditer(bare):
+        if m.group() in b"[{":
+            depth += 1
+            continue
+        depth -= 1
+        if depth == 0:
+            return False, bool(bare[m.end() :].strip())
+        if depth < 0:  # a stray closing bracket: a syntax error, not a cut
+            return False, False
+    return depth > 0, False
+
+
 def split_frames(body: bytes) -> Iterator[bytes]:
     """Split concatenated / newline-separated JSON objects (a grpc-gateway stream) into frames."""
     depth = 0
