@@ -22,7 +22,7 @@ TYPO_HOST = "shop.exmaple.com"
 WRONG_SELECTOR = {"app.kubernetes.io/name": "shop-web"}
 #: Delay slow-network adds to every packet one pod sends (netem on its link). The ingress makes two
 #: round trips with the pod per request (TCP handshake, request/answer), so its requests gain twice this.
-NETWORK_DELAY_MS = 20
+NETWORK_DELAY_MS = 50
 #: Round trips between the ingress and a pod per request: a new upstream connection per request.
 ROUND_TRIPS_PER_REQUEST = 2
 #: Share of the frames packet-loss drops on one pod's link.
