@@ -18,6 +18,8 @@ from rich.text import Text
 
 from demo_app import scenarios
 from demo_app.launcher import Demo, DemoError, DemoOptions, DemoRun
+from demo_app.podman.engine import PodmanError
+from demo_app.podman.manifests import ManifestError
 from demo_app.verdict import judge, representative
 
 _SCENARIO_HELP = "\n".join(f"  {s.name:<18} {s.title}" for s in scenarios.SCENARIOS.values())
@@ -75,6 +77,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     show_default=True,
     help="builtin: the demo's ingress hop; caddy: Caddy configured from deploy/base's Ingress (netns only).",
 )
+@click.option(
+    "--runtime",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "podman"]),
+    help="Who runs the pods: processes on 127.0.0.1, or podman playing deploy/base's Deployment "
+    "with the tracekit-demo image (make image; root).",
+)
 def demo(
     requests_: int,
     replicas: int,
@@ -86,6 +96,7 @@ def demo(
     seed: int,
     network: str | None,
     ingress_kind: str,
+    runtime: str,
 ) -> None:
     """Run the whole request journey on this machine and show where the time went.
 
@@ -95,6 +106,11 @@ def demo(
     trace's timeline and the per-layer table, and says which layer the analyzer blames.
     """
     chosen = scenarios.get(scenario)
+    if runtime == "podman":
+        # podman's pods live on podman's own network; the pod network here is for local processes.
+        if network == "netns":
+            raise click.UsageError("--network netns runs the pods as local processes; drop --runtime podman")
+        network = "loopback"
     network = _network_mode(network, chosen)
     if ingress_kind == "caddy" and network != "netns":
         raise click.UsageError(
@@ -109,6 +125,7 @@ def demo(
         traces_path=traces,
         network=network,
         ingress=ingress_kind,
+        runtime=runtime,
     )
     # A pipe or file gets the text renderer's width, a terminal its own.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
@@ -146,7 +163,7 @@ def demo(
         runner.cleanup()
         err.print("tracekit demo: interrupted; every process was stopped")
         sys.exit(130)
-    except DemoError as exc:
+    except (DemoError, PodmanError, ManifestError) as exc:
         err.print(f"tracekit demo: {exc}")
         err.print(f"  (process logs kept in {getattr(runner, 'workdir', '?')})")
         raise SystemExit(1) from None

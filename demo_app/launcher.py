@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from demo_app import cluster
 from demo_app.network import Network, dns, netns, plan
@@ -45,6 +45,9 @@ from demo_app.readiness import Prober, ProbeTarget
 from demo_app.scenarios import Scenario
 from tracekit.k8s.routing import service_selects
 from tracekit.receiver import Receiver
+
+if TYPE_CHECKING:
+    from demo_app.podman.runtime import PodmanPods
 
 #: How long start-up (pods ready) and shut-down (spans flushed) may take before the demo gives up.
 START_TIMEOUT_S = 60.0
@@ -205,6 +208,9 @@ class DemoOptions:
     network: str = "loopback"
     #: ``builtin``: the demo's own ingress hop; ``caddy``: Caddy configured from the Ingress (netns only).
     ingress: str = "builtin"
+    #: Who runs the pods: ``local`` (processes on 127.0.0.1) or ``podman`` (the image, played from the
+    #: Deployment's YAML by ``podman kube play``; see :mod:`demo_app.podman`).
+    runtime: str = "local"
 
 
 @dataclass
@@ -230,6 +236,8 @@ class DemoRun:
     #: The pod whose link a scenario shaped (slow-network, packet-loss), and how.
     shaped_pod: str | None = None
     shaping: str | None = None
+    #: With ``--runtime podman``: ``podman pod ps`` and the containers' processes, taken during the run.
+    podman: Any = None
 
     @property
     def trace_ids(self) -> list[str]:
@@ -294,6 +302,7 @@ class Demo:
         self.on_event = on_event
         self._t0 = time.monotonic()
         self._lock = threading.Lock()
+        self.pod_runtime: PodmanPods | None = None
 
     def _event(self, text: str) -> None:
         moment = time.monotonic() - self._t0
@@ -311,15 +320,21 @@ class Demo:
         scenario = opts.scenario
         self.workdir = Path(tempfile.mkdtemp(prefix="tracekit-demo-"))
         traces_path = opts.traces_path or self.workdir / "traces.jsonl"
-        ingress, service, sources = cluster.load_manifests(opts.deploy_base)
+        if opts.runtime == "podman":
+            from demo_app.podman.runtime import PodmanPods
+
+            self.pod_runtime = pods_rt = PodmanPods.from_kit(opts.deploy_base, self.workdir)
+            ingress, service, sources = pods_rt.kit.ingress, pods_rt.kit.service, pods_rt.sources
+        else:
+            ingress, service, sources = cluster.load_manifests(opts.deploy_base)
         host = cluster.ingress_host(ingress)  # what clients ask for, whatever the scenario breaks
         if scenario.mutate is not None:
             ingress, service = scenario.mutate(ingress, service)
         replicas = max(opts.replicas, scenario.min_replicas)
         self.run_info = DemoRun(opts, traces_path, replicas, sources)
-        net = self.network = Network() if opts.network == "netns" else None
-        receiver = Receiver(f"{plan.NODE_GATEWAY if net else '127.0.0.1'}:0", traces_path, track_traces=True)
+        net = self.network = Network() if opts.network == "netns" and self.pod_runtime is None else None
         procs = self.processes = Processes(self.workdir)
+        receiver: Receiver | None = None
         # The shop's record: the load balancer's address (netns), else the ingress on loopback.
         zone = {host: plan.LOAD_BALANCER_IP if net else "127.0.0.1"} if scenario.dns_record else {}
         with contextlib.ExitStack() as stack:
@@ -332,18 +347,28 @@ class Demo:
                         self._event(f"removed {len(net.leftovers)} namespace(s) a killed run left behind")
                     # The receiver and the DNS server listen in the node's namespace (their sockets
                     # are made there; their threads may run anywhere).
+                    receiver = Receiver(f"{plan.NODE_GATEWAY}:0", traces_path, track_traces=True)
                     with netns.entered(net.node_ns):
                         receiver.start()
                         resolver = stack.enter_context(dns.serving(zone, plan.RESOLVER_IP, 53))
                 else:
+                    listen = "127.0.0.1:0"
+                    if self.pod_runtime is not None:
+                        self.pod_runtime.setup()
+                        listen = self.pod_runtime.receiver_listen
+                        self._event(self.pod_runtime.describe())
+                    receiver = Receiver(listen, traces_path, track_traces=True)
                     receiver.start()
                     resolver = stack.enter_context(dns.serving(zone, "127.0.0.1", 0))
                 self._run(receiver, procs, ingress, service, host, replicas, net, resolver)
             finally:
                 procs.close()
-                receiver.stop()
-            self.run_info.spans_received = receiver.spans
-            self.run_info.traces_received = len(receiver.trace_ids)
+                if self.pod_runtime is not None:
+                    self.pod_runtime.close()
+                if receiver is not None:
+                    receiver.stop()
+                    self.run_info.spans_received = receiver.spans
+                    self.run_info.traces_received = len(receiver.trace_ids)
             self.run_info.elapsed_s = time.monotonic() - self._t0
         return self.run_info
 
@@ -405,13 +430,19 @@ class Demo:
         )
 
         def start_pod(index: int) -> cluster.Pod:
+            common = {**scenario.pod_env, "DEMO_SEED": str(opts.seed * 1000 + index)}
+            if self.pod_runtime is not None:
+                # As `kubectl set env`: the scenario's knobs, and short export batches (as below).
+                played = self.pod_runtime.start(index, {**common, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+                pods.append(played)
+                info.pods.append(played.name)
+                return played
             pod = cluster.Pod.create(index, template_hash, node=f"node-{index % 2 + 1}")
             where = None
             if net is not None:
                 pod_net = net.add_pod(pod.name, pod.node)
                 pod.ip, pod.app_port, pod.db_port = pod_net.ip, cluster.CONTAINER_PORT, DB_PORT
                 where = pod_net.netns
-            common = {**scenario.pod_env, "DEMO_SEED": str(opts.seed * 1000 + index)}
             db_env = {
                 **pod.downward_env("db"),
                 **common,
@@ -475,7 +506,7 @@ class Demo:
             "POD_NAMESPACE": "ingress",
             "POD_UID": "00000000-0000-4000-8000-00000000beef",
             "POD_IP": ingress_ip,
-            "NODE_NAME": "node-1",
+            "NODE_NAME": "node-1" if self.pod_runtime is None else socket.gethostname(),
             "CONTAINER_NAME": "controller",
             "OTEL_SERVICE_NAME": "ingress",
         }
@@ -513,6 +544,10 @@ class Demo:
             deadline = time.monotonic() + timeout
             with events.cond:
                 while not predicate():
+                    if self.pod_runtime is not None:
+                        exited = self.pod_runtime.exited(set(info.killed_pods))
+                        if exited is not None:
+                            raise DemoError(f"{exited}\n(while waiting for {what})")
                     for name in procs.procs:
                         if (
                             name not in info.killed_pods
@@ -590,7 +625,8 @@ class Demo:
                 action = pending.pop(0).action
                 if action == "kill_pod":
                     self._kill(procs, pods[0])
-                    self._event(f"pod {pods[0].name} killed (SIGKILL, both containers)")
+                    how = "podman kill -s KILL" if self.pod_runtime is not None else "SIGKILL"
+                    self._event(f"pod {pods[0].name} killed ({how}, both containers)")
                 elif action == "node_down":
                     node = pods[0].node
                     victims = [p for p in pods if p.node == node]
@@ -611,9 +647,13 @@ class Demo:
             raise DemoError(f"the load generator stopped early:\n{procs.log_tail('loadgen')}")
         procs.stop(["loadgen"])
         self._prober.stop()
+        if self.pod_runtime is not None:
+            info.podman = self.pod_runtime.snapshot(set(info.killed_pods))
         # Graceful stop: each process flushes its spans to the receiver before it exits.
         # The ingress goes first, so that pods going away are not reported as failing their probes.
         killed = procs.stop(["ingress"])
+        if self.pod_runtime is not None:
+            self.pod_runtime.stop()
         killed += procs.stop([n for n in procs.procs if n not in ("loadgen", "ingress", *info.killed_pods)])
         if killed:
             self._event(f"had to SIGKILL {', '.join(killed)} (did not stop in time: spans may be missing)")
@@ -690,6 +730,9 @@ class Demo:
         threading.Thread(target=wait_listening, name="caddy-listening", daemon=True).start()
 
     def _kill(self, procs: Processes, pod: cluster.Pod) -> None:
+        if self.pod_runtime is not None:
+            self.run_info.killed_pods.extend(self.pod_runtime.kill(pod))
+            return
         for container in ("app", "db"):
             procs.signal(f"{pod.name}-{container}", signal.SIGKILL)
             self.run_info.killed_pods.append(f"{pod.name}-{container}")
