@@ -193,3 +193,21 @@ def test_bad_rules_files_raise_one_line(tmp_path: Path, text: str, needle: str) 
 def test_missing_rules_file() -> None:
     with pytest.raises(RulesError, match="cannot read rules file"):
         load_rules("/nonexistent/rules.yaml")
+
+
+def test_a_clients_dns_lookup_is_edge_time_not_an_external_call() -> None:
+    client = {"tracekit.component": "client"}
+    request = span(
+        name="GET", kind=SpanKind.CLIENT, service="loadgen", sid="a" * 16, start=0, end=100,
+        attrs={**client, "server.address": "shop.example.com", "network.peer.address": "198.18.100.10"},
+    )  # fmt: skip
+    lookup = span(
+        name="DNS A", kind=SpanKind.CLIENT, service="loadgen", sid="b" * 16, parent="a" * 16, start=0, end=10,
+        attrs={**client, "dns.question.name": "shop.example.com", "server.address": "198.18.200.53"},
+    )  # fmt: skip
+    app = span(
+        name="GET /", kind=SpanKind.SERVER, service="shop", sid="c" * 16, parent="a" * 16, start=20, end=90,
+        res=K8S, attrs={"http.request.method": "GET"},
+    )  # fmt: skip
+    tree = run_checked(Trace(request.trace_id, [request, lookup, app]))
+    assert tree.attribution == {"edge": 30, "app": 70}
