@@ -17,7 +17,8 @@ Two results per span (see :class:`~tracekit.analyze.tree.SpanNode`):
     own time is the caller's work); from the client, ``edge`` for the request (the call a traced
     server answered, a retry of it, a DNS lookup, or any call when no server answered at all) and
     ``external`` for its other calls; ``service`` from the ingress to a pod or between two pods;
-    ``sidecar`` to a server in the same pod or over loopback; ``external`` for a call that leaves the traced system.
+    ``sidecar`` to a server in the same pod or over loopback; ``external`` for a call that leaves the
+    traced system.
 """
 
 from __future__ import annotations
