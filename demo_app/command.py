@@ -67,6 +67,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for the request mix and errors.")
 @click.option(
+    "--network",
+    type=click.Choice(["netns", "loopback"]),
+    help="netns: a namespace and IP per pod, DNS, load balancer and Service VIP in nftables; loopback: "
+    "every process on 127.0.0.1.  [default: netns as root on Linux with nftables and iproute2]",
+)
+@click.option(
+    "--ingress",
+    "ingress_kind",
+    type=click.Choice(["builtin", "caddy"]),
+    default="builtin",
+    show_default=True,
+    help="builtin: the demo's ingress hop; caddy: Caddy configured from deploy/base's Ingress (netns only).",
+)
+@click.option(
     "--runtime",
     default="local",
     show_default=True,
@@ -83,6 +97,8 @@ def demo(
     traces: Path | None,
     rate: float | None,
     seed: int,
+    network: str | None,
+    ingress_kind: str,
     runtime: str,
 ) -> None:
     """Run the whole request journey on this machine and show where the time went.
@@ -100,6 +116,16 @@ def demo(
                 click.echo(f"tracekit demo: error: {exc}", err=True)
                 sys.exit(2)
     chosen = scenarios.get(scenario)
+    if runtime == "podman":
+        # podman's pods live on podman's own network; the pod network here is for local processes.
+        if network == "netns":
+            raise click.UsageError("--network netns runs the pods as local processes; drop --runtime podman")
+        network = "loopback"
+    network = _network_mode(network, chosen)
+    if ingress_kind == "caddy" and network != "netns":
+        raise click.UsageError(
+            "--ingress caddy needs --network netns (it reaches the pods through the ClusterIP)"
+        )
     options = DemoOptions(
         chosen,
         requests=requests_,
@@ -107,6 +133,8 @@ def demo(
         rate=rate,
         seed=seed,
         traces_path=traces,
+        network=network,
+        ingress=ingress_kind,
         runtime=runtime,
     )
     # A pipe or file gets the analyzer's text width, a terminal its own.
@@ -152,6 +180,22 @@ def demo(
     runner.cleanup()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
+
+
+def _network_mode(asked: str | None, chosen: scenarios.Scenario) -> str:
+    """The network mode to run: the one asked for, else netns where it can run (a one-line note if not)."""
+    from demo_app.network import unavailable_reason
+
+    why = unavailable_reason() if asked != "loopback" else None
+    if asked == "netns" and why is not None:
+        raise click.UsageError(f"--network netns: {why}")
+    if chosen.name in scenarios.NEEDS_NETNS and (asked == "loopback" or why is not None):
+        reason = "it shapes a pod's link" + (f"; netns cannot run here: {why}" if why else "")
+        raise click.UsageError(f"--scenario {chosen.name} needs --network netns ({reason})")
+    if asked is None and why is not None:
+        click.echo(f"tracekit demo: network loopback ({why}; --network netns needs root on Linux)", err=True)
+        return "loopback"
+    return asked or "netns"
 
 
 def _analyse(
