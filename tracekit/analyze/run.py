@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from tracekit.analyze.model import Trace
 from tracekit.errors import RendererOptionError, TraceFormatError, TracekitError
+from tracekit.outputs import prepare_output
 
 #: Failed traces drawn by the text renderer besides the slowest ones.
 TEXT_FAILED_TRACES = 3
@@ -79,6 +80,8 @@ def run(
         else get_renderer(out_format)
     )
     options = Options(rules=load_rules(rules_path), adjust_skew=not no_skew)
+    if output not in (None, "-"):
+        prepare_output(output)  # the last check before any work: a missing directory is created
     if out_format == "html" and slowest is None and not jaeger_url and paths.count("-") <= 1:
         _run_html(paths, output, options, trace_ids, sink)
         return
@@ -221,10 +224,9 @@ def _render(report: dict[str, Any], out_format: str, output: str | None, rendere
     if out_format == "text" and output in (None, "-"):
         from rich.console import Console
 
-        from tracekit.analyze.renderers.text import TextRenderer, print_report
+        from tracekit.analyze.renderers.text import console_width, print_report
 
-        tty = sys.stdout.isatty()
-        print_report(report, Console(highlight=False, width=None if tty else TextRenderer.width_default))
+        print_report(report, Console(highlight=False, width=console_width(sys.stdout)))
         return
     with _open_output(output, binary=False) as out:
         out.write(renderer.render(report))
