@@ -52,13 +52,16 @@ from tracekit.analyze.readers.common import (
 _OptStr = str | None
 #: int64 as a JSON number or string: ``strict=False`` decoding turns "123" into 123 in C.
 _IntLike = int | None
-#: A span's start: required and after 1970 (OTLP's 0 means "not set"). A span without one cannot be
-#: placed on the timeline; it fails the typed decode, so the lenient path drops it with a warning
-#: naming the field, and every parallel worker (which all decode every line) agrees on the drop.
-_Start = Annotated[int, msgspec.Meta(gt=0, le=MAX_NS)]
+#: A span's start: required and not negative. A span without one cannot be placed on the timeline; it
+#: fails the typed decode, so the lenient path drops it with a warning naming the field, and every
+#: parallel worker (which all decode every line) agrees on the drop. A start of 0 ("not set" in OTLP,
+#: or the first instant of a relative trace) is decided per trace by the assembler.
+_Start = Annotated[int, msgspec.Meta(ge=0, le=MAX_NS)]
 #: Any other time: beyond ``MAX_NS`` (a 1e30 end time) it is refused, naming the field, not kept as a
 #: duration of 1e24 ms.
 _Time = Annotated[int, msgspec.Meta(le=MAX_NS)] | None
+#: The pending-warning text that means "this trace has a span starting at 0" (see the assembler).
+_ZERO_START = "\x00zero start"
 
 #: ``attributes`` left undecoded: the raw JSON text of the KeyValue list (see ``_Style``).
 _RAW = msgspec.Raw()
@@ -520,6 +523,8 @@ class OtlpConverter:
         for trace_id, message in pending:
             if trace_id is None:
                 self.report.warn(message, line=line)
+            elif message is _ZERO_START:
+                asm.zero_start(trace_id)
             else:
                 asm.warn(trace_id, message)
         asm.add_groups(handed, roots, counts)
@@ -647,9 +652,9 @@ class OtlpConverter:
                 tid = known
                 group = groups[tid]
             parent = sp.parent_span_id or None
-            start = sp.start_time_unix_nano or 0
+            start = sp.start_time_unix_nano
             end = sp.end_time_unix_nano or 0
-            if end < start:
+            if end < start or not start:
                 return False
             # Subscripts, not get(): misses are rare, and a subscript is cheaper than a call.
             try:
@@ -801,7 +806,9 @@ class OtlpConverter:
                     parent = None
             else:
                 parent = None
-            start = sp.start_time_unix_nano or 0
+            start = sp.start_time_unix_nano
+            if not start:
+                warn((tid, _ZERO_START))
             end = sp.end_time_unix_nano or 0
             if end < start:
                 warn(
