@@ -21,6 +21,9 @@ from demo_app.launcher import Demo, DemoError, DemoOptions, DemoRun
 from demo_app.podman.engine import PodmanError
 from demo_app.podman.manifests import ManifestError
 from demo_app.verdict import judge, representative
+from tracekit.analyze.renderers.text import console_width
+from tracekit.errors import TracekitError
+from tracekit.outputs import prepare_output
 
 _SCENARIO_HELP = "\n".join(f"  {s.name:<18} {s.title}" for s in scenarios.SCENARIOS.values())
 
@@ -105,6 +108,13 @@ def demo(
     Service, and a load generator; then analyses the collected traces, prints a representative
     trace's timeline and the per-layer table, and says which layer the analyzer blames.
     """
+    for path in (report, traces):
+        if path is not None:
+            try:
+                prepare_output(path)  # before the run: a missing directory is created
+            except TracekitError as exc:
+                click.echo(f"tracekit demo: error: {exc}", err=True)
+                sys.exit(2)
     chosen = scenarios.get(scenario)
     if runtime == "podman":
         # podman's pods live on podman's own network; the pod network here is for local processes.
@@ -127,9 +137,9 @@ def demo(
         ingress=ingress_kind,
         runtime=runtime,
     )
-    # A pipe or file gets the text renderer's width, a terminal its own.
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
-    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 150)
+    # A pipe or file gets the analyzer's text width, a terminal its own.
+    out = Console(highlight=False, width=console_width(sys.stdout))
+    err = Console(stderr=True, highlight=False, width=console_width(sys.stderr))
     if fmt == "text":
         out.print(
             Text.assemble(("tracekit demo", "bold"), f" · scenario {chosen.name}: ", (chosen.title, "bold"))
@@ -212,7 +222,11 @@ def _write_html(report: dict[str, Any], path: Path, err: Console) -> str | None:
     except ImportError:
         err.print("tracekit demo: the HTML report renderer is not available in this build; no report written")
         return None
-    path.write_text(render_html(report), encoding="utf-8")
+    try:
+        path.write_text(render_html(report), encoding="utf-8")
+    except OSError as exc:  # the directory was checked before the run; a full disk still fails here
+        err.print(f"tracekit demo: error: {path}: cannot write: {exc.strerror or exc}")
+        return None
     return str(path)
 
 
