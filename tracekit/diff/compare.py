@@ -256,6 +256,20 @@ def describe_row(route: str | None, layer: str, row: dict[str, Any], confidence:
     )
 
 
+def _layer_names(rows: list[tuple[str | None, str, dict[str, Any]]]) -> list[str]:
+    """The distinct layers of ``rows`` in path order, ``(on N routes)`` for those changed on routes only."""
+    overall = {layer for route, layer, _ in rows if route is None}
+    on_routes: Counter[str] = Counter(layer for route, layer, _ in rows if route is not None)
+    names = [layer for layer in LAYERS if layer in overall or layer in on_routes]
+    names += sorted((overall | set(on_routes)) - set(LAYERS))
+    return [
+        name
+        if name in overall
+        else f"{name} (on {on_routes[name]} route{'s' if on_routes[name] > 1 else ''})"
+        for name in names
+    ]
+
+
 def headline(result: dict[str, Any]) -> str:
     """The one line that opens the text output: what regressed most, else what improved, else nothing."""
     confidence = result["settings"]["confidence"]
@@ -274,10 +288,9 @@ def headline(result: dict[str, Any]) -> str:
                 text += ", on every route compared"
             elif on:
                 text += f", on {len(on)} of {len(result['routes'])} routes compared"
-        others = sorted({f"{lay} on {r}" if r else lay for r, lay, _ in regressed if lay != layer})
+        others = [lay for lay in _layer_names(regressed) if lay != layer]
         if others:
-            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
-            text += f"; also regressed: {', '.join(others[:3])}{more}"
+            text += f"; also regressed: {', '.join(others)}"
         return text
     if improved:
         route, layer, row = improved[0]
