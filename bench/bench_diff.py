@@ -60,9 +60,8 @@ def main() -> None:
             f"  diff / (analyze + analyze): {wall / a_wall:.2f} (wall)  {cpu / a_cpu:.2f} (cpu)"
             f"   goal about {GOAL_RATIO:.0f}"
         )
-    print(
-        f"verdict: {result['verdict']} ({result['settings']['comparisons']} comparisons): {result['headline']}"
-    )
+    comparisons = result["settings"]["comparisons"]
+    print(f"verdict: {result['verdict']} ({comparisons} comparisons): {result['headline']}")
 
 
 if __name__ == "__main__":
