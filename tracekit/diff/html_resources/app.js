@@ -145,10 +145,13 @@
   var failures = document.getElementById("dk-failures");
   if (!D.failure_kinds.length) failures.appendChild(el("p", { "class": "dk-empty", text: "No failed request on either side." }));
   else failures.appendChild(table(el("table", { "class": "dk-table", id: "dk-failure-table" }),
-    ["layer", "kind", "baseline", "candidate"], D.failure_kinds.map(function (k) {
+    ["layer", "kind", "baseline", "candidate", "p (layer)", "layer verdict"], D.failure_kinds.map(function (k) {
+      var layer = D.failures[k.layer];
       return el("tr", { "data-layer": k.layer, "data-kind": k.kind }, [el("td", { text: k.layer }),
         el("td", { "class": "text", text: k.kind }), el("td", { "class": "baseline", text: String(k.baseline) }),
-        el("td", { "class": "candidate", text: String(k.candidate) })]);
+        el("td", { "class": "candidate", text: String(k.candidate) }),
+        el("td", { "class": "p", "data-value": layer.p_value, text: fmtP(layer.p_value) }),
+        el("td", { "class": "verdict text", text: layer.verdict })]);
     })));
   if (D.new_failure_reason_counts.length) {
     failures.appendChild(el("h2", { text: "Failure reasons new in the candidate" }));
