@@ -230,6 +230,8 @@ class Analysis:
             "root": {"service": root.span.service, "name": root.span.name, "span_id": root.span.span_id},
             "route": trace_route(tree),
             "span_count": len(tree.trace.spans),
+            "work_ms": tree.work / 1e6,
+            "outside_root": {"spans": tree.outside[0], "ms": tree.outside[1] / 1e6},
             "error_spans": tree.error_spans,
             "source": tree.trace.source,
         }

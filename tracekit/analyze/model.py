@@ -127,3 +127,6 @@ class Trace(msgspec.Struct):
     #: ``(file, line, phase, position)``, so the parent can put the shards' traces back in read order
     #: (``tracekit/analyze/parallel.py``). ``None`` otherwise.
     order: tuple[int, int, int, int] | None = None
+    #: Span ids a reader made up (a Zipkin shared span split in two) -> how to name that span in
+    #: messages with the id the input used, so no warning names an id the user cannot find.
+    id_aliases: dict[str, str] = msgspec.field(default_factory=dict)

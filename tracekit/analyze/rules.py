@@ -140,6 +140,10 @@ class RuleTable:
     #: Span names some rule lists (``name``); with ``any_name_regex`` every name matters.
     rule_names: frozenset[str] = frozenset()
     any_name_regex: bool = False
+    #: ``span_keys`` split: keys some rule compares the value of, and keys every rule only wants
+    #: present (``"*"``): the caches project the latter to True/False.
+    value_keys: tuple[str, ...] = ()
+    presence_keys: tuple[str, ...] = ()
     #: content projection of a resource -> that resource class's span cache.
     _by_content: dict[Any, dict[Any, str | None]] = field(default_factory=dict, compare=False, repr=False)
     #: id(resource dict) -> (the dict, its span cache); the dict is kept referenced so its id stays its own.
@@ -159,7 +163,22 @@ class RuleTable:
         prefixes = tuple(sorted({r.attribute_prefix for r in rules if r.attribute_prefix is not None}))
         names = frozenset(name for rule in rules if rule.names for name in rule.names)
         any_regex = any(rule.name_regex is not None for rule in rules)
-        return cls(rules, containers, services, tuple(keys), prefixes, frozenset(keys), names, any_regex)
+        presence = tuple(
+            k for k in keys if all(t is present for r in rules for key, t in r.attrs if key == k)
+        )
+        values = tuple(k for k in keys if k not in presence)
+        return cls(
+            rules,
+            containers,
+            services,
+            tuple(keys),
+            prefixes,
+            frozenset(keys),
+            names,
+            any_regex,
+            value_keys=values,
+            presence_keys=presence,
+        )
 
     def classify(self, span: Span) -> str | None:
         """Return the layer of the first matching rule, or None when no rule matches.
@@ -192,7 +211,7 @@ class RuleTable:
         attrs = span.attributes
         values: Any = None
         if attrs and not self.span_key_set.isdisjoint(attrs):
-            values = tuple(map(attrs.get, self.span_keys))
+            values = (tuple(map(attrs.get, self.value_keys)), tuple(k in attrs for k in self.presence_keys))
         if self.prefixes and attrs:
             values = (values, tuple(any(k.startswith(p) for k in attrs) for p in self.prefixes))
         name = span.name
@@ -213,7 +232,7 @@ class RuleTable:
     def resource_key(self, res: dict[str, Any]) -> Any:
         """A key equal for resources that no rule can tell apart: their values of the rule keys."""
         try:
-            content: Any = tuple(map(res.get, self.span_keys))
+            content: Any = (tuple(map(res.get, self.value_keys)), tuple(k in res for k in self.presence_keys))
             hash(content)
         except TypeError:  # unhashable values (lists): this dict's identity is the key
             content = ("id", id(res))
@@ -324,10 +343,17 @@ def _str_list(value: Any, where: str) -> list[str]:
     raise RulesError(f"{where}: expected a string or a list of strings")
 
 
+def present(value: Any) -> bool:
+    """The test of a ``"*"`` condition: the key is there, whatever its value. The rule table knows it
+    by identity, so it caches such keys by presence, not by value (a statement text would otherwise
+    make every span its own cache entry)."""
+    return True
+
+
 def _value_test(spec: Any, where: str) -> Callable[[Any], bool]:
     """Compile one attribute condition: "*", a scalar, a list of scalars or ``{regex: ...}``."""
     if spec == "*":
-        return lambda v: True
+        return present
     if isinstance(spec, dict):
         if set(spec) != {"regex"} or not isinstance(spec["regex"], str):
             raise RulesError(f"{where}: a mapping condition must be {{regex: PATTERN}}")

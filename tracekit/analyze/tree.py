@@ -97,8 +97,10 @@ class SpanTree:
         "diagnosis",
         "error_spans",
         "hops",
+        "inconsistent_pods",
         "nodes",
         "order",
+        "outside",
         "overflows",
         "root",
         "roots",
@@ -107,6 +109,7 @@ class SpanTree:
         "shifted",
         "trace",
         "warnings",
+        "work",
     )
 
     def __init__(self, trace: Trace) -> None:
@@ -141,6 +144,16 @@ class SpanTree:
         #: Children that start before or end after their parent, noted while linking: the only
         #: candidates for clock-skew adjustment, so that step need not look at every span again.
         self.overflows: list[SpanNode] = []
+        #: Did layer classification already warn about a pod identity the addresses contradict?
+        self.inconsistent_pods = False
+        #: Work under the root outside its window (timeline processor): (spans, ns outside).
+        self.outside: tuple[int, int] = (0, 0)
+        #: ns from the earliest start to the latest end of the root and everything under it.
+        self.work = 0
+
+    def input_id(self, span_id: str) -> str:
+        """A span id as the input wrote it, for messages (a reader may have derived the one we use)."""
+        return self.trace.id_aliases.get(span_id, span_id)
 
     @property
     def trace_id(self) -> str:
@@ -259,7 +272,9 @@ def build_span_tree(trace: Trace) -> SpanTree:
     if roots:
         root = min(roots, key=_root_key) if len(roots) > 1 else roots[0]
         if len(roots) > 1:
-            tree.warnings.append(f"{len(roots)} root spans; analysing {root.span.span_id} ({root.span.name})")
+            tree.warnings.append(
+                f"{len(roots)} root spans; analysing {tree.input_id(root.span.span_id)} ({root.span.name})"
+            )
         while root.end <= root.start and root.children:
             # A zero-length root (often an end-before-start span the reader clamped) covers nothing:
             # analyse its longest child instead, and say so.
@@ -267,7 +282,8 @@ def build_span_tree(trace: Trace) -> SpanTree:
             if child.end <= child.start:
                 break
             tree.warnings.append(
-                f"root span {root.span.span_id} has no duration; analysing its child {child.span.span_id} "
+                f"root span {tree.input_id(root.span.span_id)} has no duration; analysing its child "
+                f"{tree.input_id(child.span.span_id)} "
                 f"({child.span.name})"
             )
             root = child
@@ -355,7 +371,8 @@ def _break_cycles(tree: SpanTree) -> None:
         cut.depth = 0
         tree.roots.append(cut)
         tree.warnings.append(
-            f"parent cycle through {len(cycle)} span(s) broken at span {cut.span.span_id} ({cut.span.name})"
+            f"parent cycle through {len(cycle)} span(s) broken at span {tree.input_id(cut.span.span_id)} "
+            f"({cut.span.name})"
         )
         _order_subtrees(tree, [cut])
         for sub in tree.walk(cut):

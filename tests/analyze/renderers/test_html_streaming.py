@@ -57,7 +57,9 @@ def test_cli_page_equals_in_memory_page(tmp_path: Path, many_traces: Path) -> No
     data = json.loads(re.search(r'id="tracekit-data">(.*?)</script>', expected, re.S).group(1))  # type: ignore[union-attr]
     assert len(data["samples"]) == MAX_SAMPLES
     assert data["flow"]["folded_pods"]  # the replica folding was exercised
-    assert len(data["failures"]) >= 3
+    assert (
+        len(data["failures"]) >= 2
+    )  # database errors (the generated traces and the shop file), no endpoints
 
 
 def test_stdin_is_spooled_and_gives_the_same_page(tmp_path: Path) -> None:

@@ -127,9 +127,9 @@ def adjust_clock_skew(tree: SpanTree, options: Options) -> SpanTree:
                     delta = _delta(node, parent)
                     if delta:
                         tree.warnings.append(
-                            f"clock skew: shifted span {span.span_id} ({span.service}) and its same-host "
-                            f"descendants by {_amount(delta)} to fit inside its client span "
-                            f"{parent.span.span_id}"
+                            f"clock skew: shifted span {tree.input_id(span.span_id)} ({span.service}) "
+                            f"and its same-host descendants by {_amount(delta)} to fit inside its client "
+                            f"span {tree.input_id(parent.span.span_id)}"
                         )
             if delta:
                 node.start += delta

@@ -9,6 +9,13 @@ As in Jaeger UI, a child is first clipped to its parent's (clipped) interval: a 
 its parent counts only inside it, a child entirely outside it is off the path, and FOLLOWS_FROM
 children (async work the parent did not wait for) are off the path. The walk is iterative (deep
 traces) and considers each child once (zero-length children cannot loop it).
+
+**Near-sequential siblings.** Timestamps are rounded to a clock tick (a microsecond in Jaeger, Zipkin
+and many SDKs), so a child that ended as its next sibling started can appear to end a tick *after*
+it. When the walk returns to a parent at a child's start, an earlier sibling that overlaps that start
+by less than :data:`OVERLAP_TOLERANCE_NS`, and by less than half its own duration (so two short spans
+that really ran side by side stay parallel), is taken as sequential: the walk enters it, its end cut
+to the instant, instead of skipping it and charging its time to the parent.
 """
 
 from __future__ import annotations
@@ -20,6 +27,11 @@ from tracekit.analyze.model import RefType
 if TYPE_CHECKING:
     from tracekit.analyze.processors import Options
     from tracekit.analyze.tree import SpanNode, SpanTree
+
+
+#: Siblings overlapping by less than this are sequential: one tick of a microsecond clock on each of
+#: the two timestamps that meet (docs/design.md, "Critical path").
+OVERLAP_TOLERANCE_NS = 2_000
 
 
 def _end_key(node: SpanNode) -> tuple[int, int]:
@@ -64,6 +76,7 @@ def critical_path(tree: SpanTree, options: Options) -> SpanTree:
 
     segments: list[tuple[SpanNode, int, int]] = []
     append = segments.append
+    tolerance = OVERLAP_TOLERANCE_NS
     node = root
     root.critical = True
     cursor = root.end
@@ -73,12 +86,18 @@ def critical_path(tree: SpanTree, options: Options) -> SpanTree:
             i = node.cursor
             n = len(cands)
             while i < n and cands[i].ce > cursor:
+                child = cands[i]
+                overlap = child.ce - cursor
+                if overlap < tolerance and overlap * 2 < child.ce - child.cs:
+                    break  # ends within the tolerance after the instant: sequential (docstring)
                 i += 1
             if i < n:
                 child = cands[i]
                 node.cursor = i + 1
                 ce = child.ce
-                if ce < cursor:
+                if ce > cursor:
+                    ce = child.ce = cursor
+                elif ce < cursor:
                     append((node, ce, cursor))
                     node.self_ns += cursor - ce
                 child.critical = True

@@ -4,10 +4,18 @@ A request has failed when its root span ends in error (status ERROR, an HTTP sta
 ``http.status_code`` or current ``http.response.status_code`` key, an exception event, ``error.type``,
 an Envoy failure ``response_flags``), or when an ingress answered 404/503 without calling upstream.
 
-The origin is the deepest failing span reachable from the root through failing spans (so none of its
-children failed); ties go to the one that ended last. When the root did not fail itself but an
-ingress answered 404/503 without an upstream call, that ingress span is the origin. Its layer, with
-the hop rules, is the ``failed_layer`` (the table is in docs/analyzer.md):
+A request was *rejected* when its root did not fail but answered (or got) a 4xx status: the caller got
+an error status, so the trace counts as an error trace, with ``outcome`` "rejected" and ``kind``
+"rejected" (or "no-route" for an ingress 404 without an upstream call); a failure has ``outcome``
+"failed".
+
+The origin is the deepest failing span reachable from the root through failing spans and through the
+spans the failure passed through (a span that did not fail and gave no answer of its own: a proxy's
+INTERNAL routing spans, such as Traefik's Router and Service, or any wrapper); ties go to the one that
+ended last. For a rejection, spans that answered 4xx join the chain too. When the root did not fail
+itself but an ingress answered 404/503 without an upstream call (no CLIENT span under it, whatever
+INTERNAL spans it traced), that ingress span is the origin. Its layer, with the hop rules, is the
+``failed_layer`` (the table is in docs/analyzer.md):
 
 - a CLIENT span whose server sent no failing span: the hop it crosses (``edge``: the client never
   reached the cluster; ``service``: no ready endpoints / connection refused with no pod span;
@@ -20,6 +28,7 @@ the hop rules, is the ``failed_layer`` (the table is in docs/analyzer.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tracekit.analyze.model import SpanKind, StatusCode
@@ -29,6 +38,9 @@ if TYPE_CHECKING:
     from tracekit.analyze.tree import SpanNode, SpanTree
 
 _STATUS_KEYS = ("http.response.status_code", "http.status_code")
+_SERVER = SpanKind.SERVER
+_CLIENT = SpanKind.CLIENT
+_OK = StatusCode.OK
 
 #: Envoy response flags -> (layer, plain words); the flags are listed in Envoy's access-log docs
 #: (configuration/observability/access_log/usage, "%RESPONSE_FLAGS%").
@@ -101,12 +113,27 @@ def span_error(node: SpanNode) -> str | None:
     return None
 
 
+def has_client_descendant(node: SpanNode) -> bool:
+    """Did this span (or anything under it) make a call? Proxies trace their own routing as INTERNAL
+    spans (Traefik's Router and Service), so "no children" is not "no upstream call"."""
+    stack = list(node.children)
+    while stack:
+        cur = stack.pop()
+        if cur.span.kind == _CLIENT:
+            return True
+        if cur.children:
+            stack.extend(cur.children)
+    return False
+
+
 def ingress_without_upstream(node: SpanNode) -> int | None:
     """The status of an ingress SERVER span that answered 404/502/503/504 without calling upstream."""
-    if node.layer != "ingress" or node.span.kind != SpanKind.SERVER or node.children:
+    if node.layer != "ingress" or node.span.kind != _SERVER:
         return None
     status = http_status(node)
-    return status if status in (404, 502, 503, 504) else None
+    if status not in (404, 502, 503, 504) or has_client_descendant(node):
+        return None
+    return status
 
 
 def _failure(node: SpanNode) -> str | None:
@@ -118,53 +145,97 @@ def _failure(node: SpanNode) -> str | None:
     return why
 
 
-def diagnose(tree: SpanTree, options: Options) -> SpanTree:
-    """Fill ``tree.diagnosis`` (failed_layer, reason, span_id, kind).
+def _rejection(node: SpanNode) -> str | None:
+    """Why this span counts in a rejected request's chain: it failed, or it answered 4xx."""
+    why = _failure(node)
+    if why is None:
+        status = http_status(node)
+        if status is not None and 400 <= status < 500:
+            return f"HTTP {status}"
+    return why
 
-    Only the failing chain is examined (the root, and the children of failing spans), plus a cheap
-    scan for ingress answers without an upstream call; ``failed`` is set on the spans of that chain.
+
+def passes_through(node: SpanNode) -> bool:
+    """A span that did not fail and gave no answer of its own: a failure below it reached its caller
+    through it (a proxy's routing span, an INTERNAL wrapper). A span that recorded a success (status
+    OK, an HTTP status below 400) handled whatever failed below it."""
+    if node.span.status is _OK:
+        return False
+    status = http_status(node)
+    return status is None or status >= 400
+
+
+def _chain(root: SpanNode, why: str, failing: Callable[[SpanNode], str | None]) -> tuple[SpanNode, str]:
+    """Follow the failure down from ``root``: through failing spans and spans it passed through.
+
+    Returns the origin, the deepest failing span reached (ties: the one that ended last), and why it
+    failed; ``failed`` is set on the failing spans of the chain.
+    """
+    root.failed = True
+    origin, origin_why = root, why
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for child in node.children:
+            child_why = failing(child)
+            if child_why is not None:
+                child.failed = True
+                stack.append(child)
+                if (child.depth, child.end) > (origin.depth, origin.end):
+                    origin, origin_why = child, child_why
+            elif child.children and passes_through(child):
+                stack.append(child)
+    return origin, origin_why
+
+
+def diagnose(tree: SpanTree, options: Options) -> SpanTree:
+    """Fill ``tree.diagnosis`` (failed_layer, reason, span_id, kind, outcome).
+
+    Only the failing chain is examined (the root, the children of failing spans and of the spans the
+    failure passed through), plus a cheap scan for ingress answers without an upstream call.
     """
     root = tree.root
     if root is None:
         return tree
-    errors: dict[int, str] = {}
+    outcome = "failed"
     why = _failure(root)
     if why is not None:
-        errors[id(root)] = why
-        root.failed = True
-        origin = root
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            for child in node.children:
-                child_why = _failure(child)
-                if child_why is not None:
-                    errors[id(child)] = child_why
-                    child.failed = True
-                    stack.append(child)
-                    if (child.depth, child.end) > (origin.depth, origin.end):
-                        origin = child
+        origin, why = _chain(root, why, _failure)
     else:
-        # The root did not fail itself; an ingress may still have answered 404/503 on its own.
-        # Scanning the node list (cheap) and checking the few ingress leaves for ancestry costs
-        # less than walking the tree for every trace.
-        found: SpanNode | None = None
-        for node in tree.nodes:
-            if (
-                not node.children
-                and node.layer == "ingress"
-                and ingress_without_upstream(node)
-                and (found is None or (node.depth, node.end) > (found.depth, found.end))
-                and _under(node, root)
-            ):
-                found = node
-        if found is None:
-            return tree
-        origin = found
-        origin.failed = True
-        errors[id(origin)] = f"HTTP {http_status(origin)} without an upstream call"
-    layer, kind, reason = _explain(origin, errors[id(origin)])
-    tree.diagnosis = {"failed_layer": layer, "reason": reason, "span_id": origin.span.span_id, "kind": kind}
+        status = http_status(root)
+        if status is not None and 400 <= status < 500:
+            # The caller got an error status: the request was rejected (not a failure of the system).
+            outcome = "rejected"
+            origin, why = _chain(root, f"HTTP {status}", _rejection)
+        else:
+            # The root did not fail itself; an ingress may still have answered 404/503 on its own.
+            # Scanning the node list (cheap) and checking the few ingress spans for ancestry costs
+            # less than walking the tree for every trace.
+            found: SpanNode | None = None
+            for node in tree.nodes:
+                if (
+                    node.layer == "ingress"
+                    and node.span.kind == _SERVER
+                    and ingress_without_upstream(node)
+                    and (found is None or (node.depth, node.end) > (found.depth, found.end))
+                    and _under(node, root)
+                ):
+                    found = node
+            if found is None:
+                return tree
+            origin = found
+            origin.failed = True
+            why = f"HTTP {http_status(origin)} without an upstream call"
+    layer, kind, reason = _explain(origin, why, outcome == "rejected")
+    if kind == "no-route":
+        outcome = "rejected"
+    tree.diagnosis = {
+        "failed_layer": layer,
+        "reason": reason,
+        "span_id": origin.span.span_id,
+        "kind": kind,
+        "outcome": outcome,
+    }
     return tree
 
 
@@ -178,8 +249,9 @@ def _under(node: SpanNode, root: SpanNode) -> bool:
     return False
 
 
-def _explain(node: SpanNode, why: str) -> tuple[str, str, str]:
-    """(failed_layer, short kind, plain-words reason) for the failing span ``node``."""
+def _explain(node: SpanNode, why: str, rejected: bool = False) -> tuple[str, str, str]:
+    """(failed_layer, short kind, plain-words reason) for the origin ``node`` of a failed request, or
+    of a rejected one (the caller got a 4xx answer: ``rejected``)."""
     span = node.span
     where = f"{span.service} '{span.name}'"
     no_upstream = ingress_without_upstream(node)
@@ -195,6 +267,13 @@ def _explain(node: SpanNode, why: str) -> tuple[str, str, str]:
             "no-endpoints",
             f"no ready endpoints: {where} answered {no_upstream} without an upstream call",
         )
+    if rejected:
+        # The caller got a 4xx: whoever produced it (the deepest span of the chain) is named, and the
+        # kind says "rejected" whatever the span looked like (a client span with status ERROR...).
+        if span.kind == _CLIENT and not any(c.span.kind == _SERVER for c in node.children):
+            layer = node.hop_layer
+            return layer, "rejected", f"request rejected: {where} got {why} from the {layer} hop"
+        return node.layer, "rejected", f"request rejected: {where} answered {why}"
     flags = _envoy_flags(node)
     if flags:
         layer, words = ENVOY_FLAGS[flags[0]]

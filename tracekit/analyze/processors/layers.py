@@ -4,102 +4,47 @@ Two results per span (see :class:`~tracekit.analyze.tree.SpanNode`):
 
 ``layer``
     The component that emitted the span: the first matching rule of the rule table
-    (:mod:`tracekit.analyze.rules`); a SERVER span called from its own pod (a CLIENT parent with the
-    same ``k8s.pod.uid``/``k8s.pod.name``) is the sidecar; otherwise the parent's layer when the parent
-    is in the same service; otherwise ``app`` for a span with Kubernetes attributes, ``client`` for a
-    root without them, ``unknown`` for the rest.
+    (:mod:`tracekit.analyze.rules`); a SERVER span its CLIENT parent reached inside its own pod (same
+    pod by identity *and* by the wire: :mod:`~tracekit.analyze.processors.placement`) is the sidecar;
+    otherwise the parent's layer when the parent is in the same service; otherwise ``app`` for a span
+    that ran in the cluster (any pod identity), ``client`` for a root outside it, ``unknown`` for the
+    rest.
 
 ``hop_layer``
-    Where the span's critical-path time goes. For every span but a CLIENT span it is ``layer``. A
-    CLIENT span's uncovered time belongs to the hop it crosses (docs/design.md): ``db`` for a database
-    client span; ``edge`` from a client outside the cluster; ``service`` from the ingress to a pod
-    (the Service/kube-proxy hop) or between two pods; ``sidecar`` to a server in the same pod or on
-    localhost; ``external`` for a call that leaves the traced system (no server span, not a cluster
-    address).
+    Where the span's critical-path time goes. For every span but a CLIENT or PRODUCER span it is
+    ``layer``. A call's uncovered time belongs to the hop it crosses (docs/design.md, "Layers"): ``db``
+    for a database call; the caller's own layer for a call that itself makes calls (a wrapper: its
+    own time is the caller's work); from the client, ``edge`` for the request (the call a traced
+    server answered, a retry of it, a DNS lookup, or any call when no server answered at all) and
+    ``external`` for its other calls; ``service`` from the ingress to a pod or between two pods;
+    ``sidecar`` to a server in the same pod or over loopback; ``external`` for a call that leaves the
+    traced system.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
-from tracekit import attributes as a
-from tracekit.analyze.model import Span, SpanKind
+from tracekit.analyze.model import SpanKind
+from tracekit.analyze.processors.placement import (
+    CLUSTER_SUFFIXES,
+    in_cluster,
+    is_loopback,
+    peer_host,
+    pod_identity,
+    same_pod_identity,
+    wire_same_pod,
+)
 
 if TYPE_CHECKING:
     from tracekit.analyze.processors import Options
     from tracekit.analyze.tree import SpanNode, SpanTree
 
-_LOCALHOST = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0", "ip6-localhost"})
-_CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local", ".svc.cluster.local.")
-_PEER_KEYS = ("server.address", "net.peer.name", "peer.service", "net.peer.ip", "network.peer.address")
-_URL_KEYS = ("url.full", "http.url")
 # Enum members as module constants: looking one up on its class costs more than the test itself.
 _SERVER = SpanKind.SERVER
 _CLIENT = SpanKind.CLIENT
-
-
-def has_k8s(span: Span) -> bool:
-    """Does the span say where in the cluster it ran?"""
-    res = span.resource
-    return a.K8S_POD_NAME in res or a.K8S_POD_UID in res or a.K8S_POD_NAME in span.attributes
-
-
-PodIdentity = tuple[Any, Any, Any]
-_POD_KEYS = (a.K8S_POD_UID, a.K8S_POD_NAME, a.K8S_NAMESPACE_NAME)
-#: id(resource) -> (resource, identity): pod identities are per process, so cache them per resource
-#: dict (kept referenced, so its id cannot be reused while cached).
-_pod_cache: dict[int, tuple[Any, PodIdentity]] = {}
-
-
-def pod_identity(span: Span) -> PodIdentity:
-    """(pod uid, pod name, namespace) of the process that emitted the span (None where unknown)."""
-    attrs = span.attributes
-    if a.K8S_POD_NAME in attrs or a.K8S_POD_UID in attrs:
-        return (span.attr(a.K8S_POD_UID), span.attr(a.K8S_POD_NAME), span.attr(a.K8S_NAMESPACE_NAME))
-    res = span.resource
-    hit = _pod_cache.get(id(res))
-    if hit is not None and hit[0] is res:
-        return hit[1]
-    identity = (res.get(_POD_KEYS[0]), res.get(_POD_KEYS[1]), res.get(_POD_KEYS[2]))
-    if len(_pod_cache) > 10_000:
-        _pod_cache.clear()
-    _pod_cache[id(res)] = (res, identity)
-    return identity
-
-
-def same_pod(x: Span, y: Span) -> bool:
-    """Both spans ran in the same pod: same pod uid and/or same pod name and namespace.
-
-    Both identities are compared when both spans carry them, so one colliding value (a copied uid)
-    cannot merge two pods.
-    """
-    ux, nx, sx = pod_identity(x)
-    uy, ny, sy = pod_identity(y)
-    if ux and uy and ux != uy:
-        return False
-    if nx and ny and (nx != ny or sx != sy):
-        return False
-    return bool((ux and uy) or (nx and ny))
-
-
-def peer_host(span: Span) -> str | None:
-    """The host a CLIENT span called, from the old or current HTTP/network conventions."""
-    attrs = span.attributes
-    for key in _PEER_KEYS:
-        value = attrs.get(key)
-        if value:
-            return str(value).lower()
-    for key in _URL_KEYS:
-        value = attrs.get(key)
-        if value:
-            try:
-                host = urlsplit(str(value)).hostname
-            except ValueError:
-                host = None
-            if host:
-                return host.lower()
-    return None
+_PRODUCER = SpanKind.PRODUCER
+_CALLS = (SpanKind.CLIENT, SpanKind.PRODUCER)
 
 
 def _fallback(node: SpanNode) -> str:
@@ -107,38 +52,50 @@ def _fallback(node: SpanNode) -> str:
     parent = node.parent
     if parent is not None and parent.span.service == span.service:
         return parent.layer
-    if has_k8s(span):
+    if in_cluster(span):
         return "app"
     if parent is None and span.kind != _SERVER:
         return "client"
     return "unknown"
 
 
-def hop_layer(node: SpanNode) -> str:
-    """The hop a CLIENT span crosses (see the module docstring)."""
-    span = node.span
-    own = node.layer
-    attrs = span.attributes
-    if own == "db" or "db.system" in attrs or "db.system.name" in attrs:
-        return "db"
-    if own == "client":
-        return "edge"
-    if own == "ingress":
-        return "service"
-    server = remote_server(node)
-    if server is not None:
-        if server.layer == "sidecar" or same_pod(span, server.span):
-            return "sidecar"
-        if server.layer == "db":
-            return "db"
-        return "service"
-    host = peer_host(span)
-    if host is not None:
-        if host in _LOCALHOST:
-            return "sidecar"
-        if host.endswith(_CLUSTER_SUFFIXES):
-            return "service"
-    return "external"
+def sidecar_server(tree: SpanTree, node: SpanNode) -> bool:
+    """Is this SERVER span, called by its CLIENT parent, a server in the caller's pod?
+
+    Pod identities that differ say no (several processes on one host share loopback: a local run).
+    Identities that agree need the wire to agree too; when it says the call left the pod, the
+    addresses win and the trace is warned once. When only one side has a pod identity, a loopback or
+    unix socket call stayed in that pod; when neither has one, nothing is a pod (a sidecar needs one).
+    """
+    parent = node.parent
+    assert parent is not None
+    client = parent.span
+    server = node.span
+    if any(pod_identity(client)) and any(pod_identity(server)):
+        if not same_pod_identity(client, server):
+            return False
+        wire = wire_same_pod(client, server)
+        if wire:
+            return True
+        if wire is False and not tree.inconsistent_pods:
+            tree.inconsistent_pods = True
+            tree.warnings.append(
+                f"span {tree.input_id(client.span_id)} ({client.service}) and span "
+                f"{tree.input_id(server.span_id)} ({server.service}) carry the same pod identity but "
+                f"the call went to {peer_host(client.attributes) or 'another address'}: the addresses are "
+                "trusted (a collector associating spans by source IP behind a proxy gives two pods one "
+                "identity)"
+            )
+        return False
+    # One side without a pod identity: the wire decides, as long as the other side is in a pod (a
+    # loopback call between processes that are not in Kubernetes at all is a call on one machine).
+    return (any(pod_identity(client)) or any(pod_identity(server))) and bool(wire_same_pod(client, server))
+
+
+def wraps_calls(node: SpanNode) -> bool:
+    """Does this call itself make calls (a CLIENT or PRODUCER child in its own service)?"""
+    service = node.span.service
+    return any(child.span.kind in _CALLS and child.span.service == service for child in node.children)
 
 
 def remote_server(node: SpanNode) -> SpanNode | None:
@@ -149,11 +106,55 @@ def remote_server(node: SpanNode) -> SpanNode | None:
     return None
 
 
+def _request_hosts(clients: list[SpanNode]) -> set[str | None] | None:
+    """Hosts of the client's calls a traced server answered; None when no server answered any."""
+    hosts: set[str | None] | None = None
+    for node in clients:
+        if node.layer == "client" and remote_server(node) is not None:
+            if hosts is None:
+                hosts = set()
+            hosts.add(peer_host(node.span.attributes))
+    return hosts
+
+
+def hop_layer(node: SpanNode, request_hosts: set[str | None] | None = None) -> str:
+    """The hop a CLIENT or PRODUCER span crosses (see the module docstring)."""
+    own = node.layer
+    if own == "db":
+        return "db"
+    server = remote_server(node)
+    if server is None and node.children and wraps_calls(node):
+        return own
+    if own == "client":
+        # A DNS lookup (dns.question.name) is the first step of the way in, whichever server answers.
+        if server is not None or request_hosts is None or "dns.question.name" in node.span.attributes:
+            return "edge"
+        if peer_host(node.span.attributes) in request_hosts:
+            return "edge"
+        return "external"  # the client's other calls: to backends no traced server answered for
+    elif own == "ingress":
+        return "service"
+    if server is not None:
+        if server.layer == "sidecar":
+            return "sidecar"
+        if server.layer == "db":
+            return "db"
+        return "service"
+    host = peer_host(node.span.attributes)
+    if host is not None:
+        if is_loopback(host) or host.startswith(("/", "unix:")):
+            return "sidecar"
+        if host.endswith(CLUSTER_SUFFIXES):
+            return "service"
+    return "external"
+
+
 def classify_layers(tree: SpanTree, options: Options) -> SpanTree:
     """Set ``layer`` and ``hop_layer`` on every node (parents before children)."""
     classify = options.rules.classify
     client = _CLIENT
     server = _SERVER
+    calls = _CALLS
     clients: list[SpanNode] = []
     add_client = clients.append
     for node in tree.order:  # parents before children: the fallback may copy the parent's layer
@@ -166,17 +167,18 @@ def classify_layers(tree: SpanTree, options: Options) -> SpanTree:
                 kind == server
                 and parent is not None
                 and parent.span.kind == client
-                and same_pod(span, parent.span)
+                and sidecar_server(tree, node)
             ):
                 layer = "sidecar"
             elif layer is None:
                 layer = _fallback(node)
         node.layer = layer
-        if kind == client:
+        if kind in calls:
             add_client(node)
         else:
             node.hop_layer = layer
     # Hop layers look at the server child's layer, so they come once every layer is known.
+    request_hosts = _request_hosts(clients)
     for node in clients:
-        node.hop_layer = hop_layer(node)
+        node.hop_layer = hop_layer(node, request_hosts)
     return tree

@@ -5,6 +5,13 @@ the request reads top to bottom as it travelled (client, ingress, Service hop, a
 Each hop carries its attributed layer (a CLIENT span's is the hop it crosses; ``span_layer`` is the
 component that emitted it), its critical-path ``self_ms`` (the hops' ``self_ms`` sum to the trace's
 duration) and the Kubernetes context of the process that emitted it.
+
+**Work outside the root.** The root span is what the caller waited for; work it started may go on
+after it ended (fire-and-forget, async jobs, a FOLLOWS_FROM child) or, with a clock off, seem to start
+before it. The same walk counts the spans under the root that reach outside its window, and the time
+they cover there (the union of their parts outside it), and the span of all the work (earliest start
+to latest end, ``tree.work``). A trace with such work gets one warning saying how much; the
+attribution still covers the root's window only.
 """
 
 from __future__ import annotations
@@ -114,6 +121,8 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
     kinds = KIND_NAMES
     statuses = STATUS_NAMES
     context_keys = K8S_CONTEXT_KEYS
+    t1 = root.end
+    outside: list[tuple[int, int]] = []
     for node in tree.waterfall(root):
         span = node.span
         attrs = span.attributes
@@ -128,6 +137,8 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
                 k8s = k8s_context(span)
                 k8s_cache[id(res)] = (res, k8s)
         start = node.start
+        if start < t0 or node.end > t1:
+            outside.append((start, node.end))
         append(
             Hop(
                 node.hop_layer,
@@ -148,4 +159,34 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
             )
         )
     tree.hops = hops
+    tree.work = t1 - t0
+    if outside:
+        _count_outside(tree, outside, t0, t1)
     return tree
+
+
+def _count_outside(tree: SpanTree, outside: list[tuple[int, int]], t0: int, t1: int) -> None:
+    """Fill ``tree.outside`` and ``tree.work`` from the spans reaching outside [t0, t1]; warn once."""
+    parts = sorted(
+        [(s, min(e, t0)) for s, e in outside if s < t0] + [(max(s, t1), e) for s, e in outside if e > t1]
+    )
+    covered = 0
+    cur_start = cur_end = None
+    for lo, hi in parts:
+        if cur_end is None or lo > cur_end:
+            if cur_end is not None and cur_start is not None:
+                covered += cur_end - cur_start
+            cur_start, cur_end = lo, hi
+        elif hi > cur_end:
+            cur_end = hi
+    if cur_end is not None and cur_start is not None:
+        covered += cur_end - cur_start
+    first = min(t0, min(s for s, _ in outside))
+    last = max(t1, max(e for _, e in outside))
+    tree.outside = (len(outside), covered)
+    tree.work = last - first
+    tree.warnings.append(
+        f"{len(outside)} span(s) ran outside the root span's window: {covered / 1e6:.3f} ms of work "
+        f"before or after it (the root lasted {(t1 - t0) / 1e6:.3f} ms, all its work "
+        f"{(last - first) / 1e6:.3f} ms); the layers cover the root's window"
+    )

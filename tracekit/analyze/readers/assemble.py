@@ -16,6 +16,13 @@ with the file; emitting per line would split traces. The rule (also in docs/anal
 
 Single-document inputs feed the same assembler and emit everything at the end.
 
+**A start time of 0.** Most formats write 0 for "not set", but test tools, synthetic fixtures and some
+converters write traces in relative time, starting at 0. Readers keep a span whose start is 0 and
+tell the assembler (:meth:`TraceAssembler.zero_start`); when the trace is emitted, its starts decide:
+if every span of the trace starts before :data:`RELATIVE_LIMIT_NS` (the trace is consistently
+relative), the 0 is a time like any other; otherwise it means "missing" and those spans are dropped
+with a warning. A span with no start at all, or a negative one, is dropped by its reader.
+
 With a ``shard`` (parallel analysis, ``tracekit/analyze/parallel.py``) the assembler keeps only the
 traces of its shard, but counts every span read, so the window rule judges each of its traces exactly
 as a single-process run would; every trace it emits carries ``Trace.order``.
@@ -42,9 +49,13 @@ REMEMBER_FLUSHED = 200_000
 #: At most this many distinct warnings are kept per trace; the rest are counted.
 MAX_TRACE_WARNINGS = 20
 
+#: A trace whose every start is below this (ns after the epoch, about 11.6 days) is in relative time:
+#: no real clock reads January 1970, and no relative trace lasts 11 days.
+RELATIVE_LIMIT_NS = 10**15
+
 
 class _Open:
-    __slots__ = ("has_root", "last", "spans", "suppressed", "warnings")
+    __slots__ = ("aliases", "has_root", "last", "spans", "suppressed", "warnings", "zero_starts")
 
     def __init__(self) -> None:
         self.spans: list[Span] = []
@@ -52,6 +63,10 @@ class _Open:
         self.last = 0
         self.warnings: list[str] = []
         self.suppressed = 0
+        #: Spans read with a start of 0 (see the module docstring).
+        self.zero_starts = 0
+        #: Span ids the reader made up -> the input's name for the span (``Trace.id_aliases``).
+        self.aliases: dict[str, str] = {}
 
     def warn(self, message: str) -> None:
         if message in self.warnings:
@@ -185,6 +200,24 @@ class TraceAssembler:
             o = self._get(trace_id)
         o.warn(message)
 
+    def zero_start(self, trace_id: str) -> None:
+        """A span of this trace was read with a start of 0 (decided when the trace is emitted)."""
+        if self.shard is not None and not self.shard.owns(trace_id):
+            return
+        o = self._open.get(trace_id) or self._waiting.get(trace_id)
+        if o is None:
+            o = self._get(trace_id)
+        o.zero_starts += 1
+
+    def alias(self, trace_id: str, span_id: str, name: str) -> None:
+        """The reader made up ``span_id``; messages name that span ``name`` (ids the input has)."""
+        if self.shard is not None and not self.shard.owns(trace_id):
+            return
+        o = self._open.get(trace_id) or self._waiting.get(trace_id)
+        if o is None:
+            o = self._get(trace_id)
+        o.aliases[span_id] = name
+
     # -- output ------------------------------------------------------------------------------
     def _emit(self, trace_id: str, o: _Open, phase: int, extra: str | None = None) -> Trace | None:
         """The trace to hand out (``None`` when all its spans were dropped).
@@ -194,6 +227,8 @@ class TraceAssembler:
         trace's last position, which is the order a single-process run emits traces in.
         """
         self.open_spans -= len(o.spans)
+        if o.zero_starts:
+            _resolve_zero_starts(o)
         if not o.spans:
             if self.on_empty is not None:
                 for w in o.warnings:
@@ -212,6 +247,8 @@ class TraceAssembler:
             self._flushed.popitem(last=False)
         self.traces_emitted += 1
         trace = Trace(trace_id, spans, warnings, self.source)
+        if o.aliases:
+            trace.id_aliases = o.aliases
         if self.shard is not None:
             trace.order = (self.shard.file, self.shard.line, phase, o.last)
         return trace
@@ -252,3 +289,18 @@ class TraceAssembler:
                 t = self._emit(trace_id, o, phase)
                 if t is not None:
                     yield t
+
+
+def _resolve_zero_starts(o: _Open) -> None:
+    """Keep the spans that start at 0 when the whole trace is in relative time; else drop them."""
+    if all(s.start_ns < RELATIVE_LIMIT_NS for s in o.spans):
+        return
+    kept = [s for s in o.spans if s.start_ns != 0]
+    dropped = len(o.spans) - len(kept)
+    if dropped:
+        o.spans = kept
+        o.has_root = any(s.parent_id is None for s in kept)
+        o.warn(
+            f"{dropped} span(s) dropped: start time 0 (not set) in a trace whose other spans have "
+            "absolute times"
+        )

@@ -37,6 +37,25 @@ _ZIPKIN_KEYS = {b"localEndpoint", b"parentId"}
 
 BOM = b"\xef\xbb\xbf"
 
+#: Documents that look like trace data but hold none the analyzer can read: a key only they write ->
+#: what they are and what to give instead. Checked before the formats' own keys, since several of
+#: them also carry ``traceID`` or ``traceId`` (a Tempo search result would otherwise be refused as
+#: "Jaeger JSON without data").
+NEAR_MISSES: tuple[tuple[bytes, str], ...] = (
+    (
+        b'"rootServiceName"',
+        "a Tempo search response (trace summaries without spans): fetch each trace by id "
+        "(/api/traces/<id>) and analyse that",
+    ),
+    (b'"resourceMetrics"', "OTLP metrics, not traces: export the traces pipeline (resourceSpans)"),
+    (b'"resourceLogs"', "OTLP logs, not traces: export the traces pipeline (resourceSpans)"),
+    (
+        b'"binaryAnnotations"',
+        "Zipkin v1 JSON (binaryAnnotations): only Zipkin v2 is read; fetch /api/v2/traces instead",
+    ),
+)
+_NEAR_MISS = re.compile(b"|".join(re.escape(key) + rb"\s*:" for key, _ in NEAR_MISSES))
+
 
 def strip_bom(data: bytes) -> bytes:
     return data[3:] if data.startswith(BOM) else data
@@ -59,6 +78,11 @@ def detect_format(head: bytes, name: str) -> str:
             f"not a trace file: content is not JSON (starts with {strip_bom(head).lstrip()[:20]!r})",
             path=name,
         )
+    near = _NEAR_MISS.search(head)
+    if near is not None:
+        key = near.group(0).split(b":")[0].rstrip()
+        what = next(text for k, text in NEAR_MISSES if k == key)
+        raise UnknownFormatError(f"not trace data the analyzer reads: this looks like {what}", path=name)
     for m in _MARKERS.finditer(head):
         key = m.group(1)
         if key in _OTLP_KEYS:

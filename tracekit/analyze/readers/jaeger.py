@@ -221,10 +221,12 @@ class JaegerConverter:
                 self.asm.warn(tid, f"span {sid}: processID {sp.processID!r:.40} not in processes")
             service, resource = self._process(proc)
             attrs = tags_dict(sp.tags)
-            if sp.startTime is None or sp.startTime <= 0:
-                # It cannot be placed on the timeline (at 0 it made a 55-year trace): as in OTLP.
+            if sp.startTime is None or sp.startTime < 0:
+                # It cannot be placed on the timeline: as in OTLP.
                 self.asm.warn(tid, f"span {sid} dropped: field startTime: {sp.startTime!r}, expected a time")
                 continue
+            if sp.startTime == 0:
+                self.asm.zero_start(tid)  # a relative trace, or "not set": the assembler decides
             start = us_to_ns(sp.startTime)
             duration = us_to_ns(sp.duration)
             if duration < 0:

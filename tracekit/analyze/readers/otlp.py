@@ -15,8 +15,9 @@ case) or base64. The struct types are built from one description for both field-
 one that leaves attribute lists as raw JSON, decoded once per distinct list by the converter, and
 a full one that validates everything and names the JSON path of a bad field.
 
-Speed matters here (a Collector file holds millions of spans; issue 3 asks the whole analyzer to
-stay within 3x a plain JSON decode). A line is converted in one of two ways, with the same result:
+Speed matters here (a Collector file holds millions of spans, and the whole analyzer aims to stay
+within 3x a plain JSON decode: docs/performance.md). A line is converted in one of two ways, with
+the same result:
 
 - ``OtlpConverter._fast_line``, the common case (every id canonical, nothing to warn about): the
   ids of the whole line are checked at once, and ``_fast_spans``, the one loop that runs per span,
@@ -50,10 +51,13 @@ from tracekit.analyze.readers.common import (
 _OptStr = str | None
 #: int64 as a JSON number or string: ``strict=False`` decoding turns "123" into 123 in C.
 _IntLike = int | None
-#: A span's start: required and after 1970 (OTLP's 0 means "not set"). A span without one cannot be
-#: placed on the timeline; it fails the typed decode, so the lenient path drops it with a warning
-#: naming the field, and every parallel worker (which all decode every line) agrees on the drop.
-_Start = Annotated[int, msgspec.Meta(gt=0)]
+#: A span's start: required and not negative. A span without one cannot be placed on the timeline; it
+#: fails the typed decode, so the lenient path drops it with a warning naming the field, and every
+#: parallel worker (which all decode every line) agrees on the drop. A start of 0 ("not set" in OTLP,
+#: or the first instant of a relative trace) is decided per trace by the assembler.
+_Start = Annotated[int, msgspec.Meta(ge=0)]
+#: The pending-warning text that means "this trace has a span starting at 0" (see the assembler).
+_ZERO_START = "\x00zero start"
 
 #: ``attributes`` left undecoded: the raw JSON text of the KeyValue list (see ``_Style``).
 _RAW = msgspec.Raw()
@@ -515,6 +519,8 @@ class OtlpConverter:
         for trace_id, message in pending:
             if trace_id is None:
                 self.report.warn(message, line=line)
+            elif message is _ZERO_START:
+                asm.zero_start(trace_id)
             else:
                 asm.warn(trace_id, message)
         asm.add_groups(handed, roots, counts)
@@ -642,9 +648,9 @@ class OtlpConverter:
                 tid = known
                 group = groups[tid]
             parent = sp.parent_span_id or None
-            start = sp.start_time_unix_nano or 0
+            start = sp.start_time_unix_nano
             end = sp.end_time_unix_nano or 0
-            if end < start:
+            if end < start or not start:
                 return False
             # Subscripts, not get(): misses are rare, and a subscript is cheaper than a call.
             try:
@@ -796,7 +802,9 @@ class OtlpConverter:
                     parent = None
             else:
                 parent = None
-            start = sp.start_time_unix_nano or 0
+            start = sp.start_time_unix_nano
+            if not start:
+                warn((tid, _ZERO_START))
             end = sp.end_time_unix_nano or 0
             if end < start:
                 warn(

@@ -74,12 +74,14 @@ _KINDS = {
 class _Half:
     """A Zipkin span being normalised (mutable until it becomes a model Span)."""
 
-    __slots__ = ("parent", "raw", "sid", "tid")
+    __slots__ = ("input_sid", "parent", "raw", "sid", "tid")
 
     def __init__(self, raw: _ZSpan, tid: str, sid: str, parent: str | None) -> None:
         self.raw = raw
         self.tid = tid
         self.sid = sid
+        #: How messages name the span: its id in the input (``sid`` may be derived from it).
+        self.input_sid = sid
         self.parent = parent
 
 
@@ -171,6 +173,8 @@ class ZipkinConverter:
             if z.kind == "SERVER" and h.sid in clients:
                 new = derived_span_id(h.sid, "server")
                 server_of[h.sid] = new
+                h.input_sid = f"{h.sid} (server side)"
+                self.asm.alias(tid, new, h.input_sid)
                 h.parent = h.sid
                 h.sid = new
         if server_of:
@@ -207,9 +211,11 @@ class ZipkinConverter:
             if remote.port:
                 tags.setdefault("network.peer.port", remote.port)
         start = us_to_ns(z.timestamp)
+        if start == 0:
+            self.asm.zero_start(h.tid)  # a relative trace, or "not set": the assembler decides
         duration = us_to_ns(z.duration)
         if duration < 0:
-            self.asm.warn(h.tid, f"span {h.sid}: negative duration; clamped to zero")
+            self.asm.warn(h.tid, f"span {h.input_sid}: negative duration; clamped to zero")
             duration = 0
         if "error" in tags:
             status, message = StatusCode.ERROR, str(tags["error"] or "")
