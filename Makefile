@@ -53,6 +53,10 @@ lock: $(UV)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The demo image tracekit-demo:0.1.0 (podman or docker; ENGINE=, BASE=, IMAGE= as in the script).
+image:
+	demo_app/image/build.sh
+
 # Style and types: mypy reads its settings (files, strict modules) from pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check tracekit demo_app tests bench

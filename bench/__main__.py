@@ -1,7 +1,7 @@
 """Run every benchmark module (``bench/bench_*.py``) in turn: ``python -m bench [NAME...]``.
 
 Each module measures side by side in one run and prints ratios plus absolute figures; nothing here
-asserts on time (goals are checked by reading the printed ratios against the issues' targets).
+asserts on time (the printed ratios are read against the targets in docs/performance.md).
 
 Each module runs in a fresh interpreter: peak RSS is a high-water mark that Linux keeps across fork and
 exec, so one benchmark's memory would otherwise show up in the next one's figures.

@@ -6,7 +6,7 @@ temp dir). The CLI runs twice: with the default ``--jobs auto`` (worker processe
 8, for a file this size) and with ``--jobs 1`` (one process). Printed for each: analyze spans/s, the
 analyze/decode time ratio (same file, same JSON library: msgspec), the peak RSS of the largest
 process (the CLI or one of its workers), wall seconds; then the speed-up and whether both reports
-are byte-identical. Goals (issue 3): >= 500,000 spans/s, ratio <= 3, RSS < 1 GB. The machine is
+are byte-identical. Targets (docs/performance.md): >= 500,000 spans/s, ratio <= 3, RSS < 1 GB. The machine is
 shared, so CPU seconds are printed beside wall seconds, and the decode is timed before and after
 the analysis (the faster run counts).
 

@@ -7,7 +7,7 @@ subprocesses, so each peak RSS is honest:
 - a plain decode of every line with the same JSON library (msgspec, untyped);
 - ``read_traces`` over the file, consuming every Trace (typed decode + model Spans + assembly).
 
-Prints spans/s for both, the ratio read/plain and each peak RSS. Goal (issue 3): the reader is a
+Prints spans/s for both, the ratio read/plain and each peak RSS. Target (docs/performance.md): the reader is a
 small part of an analyzer doing >= 500,000 spans/s at <= 3x a plain decode, under 1 GB.
 
 The machine is shared, so the figures that count are CPU time (``time.process_time``: what this

@@ -123,7 +123,7 @@ def _trace_spans(rng: random.Random, trace_no: int, start: int, n: int) -> list[
     app_end = start + total - 500 * us
     status = 500 if failed else 200
     route = ("/cart", "/checkout", "/products")[trace_no % 3]
-    # Attributes: the few the analyzer looks at (a lean span, as the decode figure assumes).
+    # Attributes: the few the analyzer looks at (a lean span, as the decode target assumes).
     span(
         0,
         None,

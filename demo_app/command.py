@@ -18,7 +18,12 @@ from rich.text import Text
 
 from demo_app import scenarios
 from demo_app.launcher import Demo, DemoError, DemoOptions, DemoRun
+from demo_app.podman.engine import PodmanError
+from demo_app.podman.manifests import ManifestError
 from demo_app.verdict import judge, representative
+from tracekit.analyze.renderers.text import console_width
+from tracekit.errors import TracekitError
+from tracekit.outputs import prepare_output
 
 _SCENARIO_HELP = "\n".join(f"  {s.name:<18} {s.title}" for s in scenarios.SCENARIOS.values())
 
@@ -61,6 +66,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     help="Requests per second, 0 for as fast as possible.  [default: 50; scale-up: 25]",
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for the request mix and errors.")
+@click.option(
+    "--runtime",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "podman"]),
+    help="Who runs the pods: processes on 127.0.0.1, or podman playing deploy/base's Deployment "
+    "with the tracekit-demo image (make image; root).",
+)
 def demo(
     requests_: int,
     replicas: int,
@@ -70,6 +83,7 @@ def demo(
     traces: Path | None,
     rate: float | None,
     seed: int,
+    runtime: str,
 ) -> None:
     """Run the whole request journey on this machine and show where the time went.
 
@@ -78,13 +92,26 @@ def demo(
     Service, and a load generator; then analyses the collected traces, prints a representative
     trace's timeline and the per-layer table, and says which layer the analyzer blames.
     """
+    for path in (report, traces):
+        if path is not None:
+            try:
+                prepare_output(path)  # before the run: a missing directory is created
+            except TracekitError as exc:
+                click.echo(f"tracekit demo: error: {exc}", err=True)
+                sys.exit(2)
     chosen = scenarios.get(scenario)
     options = DemoOptions(
-        chosen, requests=requests_, replicas=replicas, rate=rate, seed=seed, traces_path=traces
+        chosen,
+        requests=requests_,
+        replicas=replicas,
+        rate=rate,
+        seed=seed,
+        traces_path=traces,
+        runtime=runtime,
     )
-    # A pipe or file gets the text renderer's width, a terminal its own.
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
-    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 150)
+    # A pipe or file gets the analyzer's text width, a terminal its own.
+    out = Console(highlight=False, width=console_width(sys.stdout))
+    err = Console(stderr=True, highlight=False, width=console_width(sys.stderr))
     if fmt == "text":
         out.print(
             Text.assemble(("tracekit demo", "bold"), f" · scenario {chosen.name}: ", (chosen.title, "bold"))
@@ -118,7 +145,7 @@ def demo(
         runner.cleanup()
         err.print("tracekit demo: interrupted; every process was stopped")
         sys.exit(130)
-    except DemoError as exc:
+    except (DemoError, PodmanError, ManifestError) as exc:
         err.print(f"tracekit demo: {exc}")
         err.print(f"  (process logs kept in {getattr(runner, 'workdir', '?')})")
         raise SystemExit(1) from None
@@ -151,7 +178,11 @@ def _write_html(report: dict[str, Any], path: Path, err: Console) -> str | None:
     except ImportError:
         err.print("tracekit demo: the HTML report renderer is not available in this build; no report written")
         return None
-    path.write_text(render_html(report), encoding="utf-8")
+    try:
+        path.write_text(render_html(report), encoding="utf-8")
+    except OSError as exc:  # the directory was checked before the run; a full disk still fails here
+        err.print(f"tracekit demo: error: {path}: cannot write: {exc.strerror or exc}")
+        return None
     return str(path)
 
 

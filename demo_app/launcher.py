@@ -28,11 +28,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from demo_app import cluster
 from demo_app.scenarios import Scenario
 from tracekit.receiver import Receiver
+
+if TYPE_CHECKING:
+    from demo_app.podman.runtime import PodmanPods
 
 #: How long start-up (pods ready) and shut-down (spans flushed) may take before the demo gives up.
 START_TIMEOUT_S = 60.0
@@ -169,6 +172,9 @@ class DemoOptions:
     traces_path: Path | None = None
     probe_period: float = 0.1
     deploy_base: Path | None = None
+    #: Who runs the pods: ``local`` (processes on 127.0.0.1) or ``podman`` (the image, played from the
+    #: Deployment's YAML by ``podman kube play``; see :mod:`demo_app.podman`).
+    runtime: str = "local"
 
 
 @dataclass
@@ -189,6 +195,8 @@ class DemoRun:
     elapsed_s: float = 0.0
     #: From the load generator's start to its last answer: the time the requests took.
     load_s: float = 0.0
+    #: With ``--runtime podman``: ``podman pod ps`` and the containers' processes, taken during the run.
+    podman: Any = None
 
     @property
     def trace_ids(self) -> list[str]:
@@ -245,6 +253,7 @@ class Demo:
         self.on_event = on_event
         self._t0 = time.monotonic()
         self._lock = threading.Lock()
+        self.pod_runtime: PodmanPods | None = None
 
     def _event(self, text: str) -> None:
         moment = time.monotonic() - self._t0
@@ -262,22 +271,37 @@ class Demo:
         scenario = opts.scenario
         self.workdir = Path(tempfile.mkdtemp(prefix="tracekit-demo-"))
         traces_path = opts.traces_path or self.workdir / "traces.jsonl"
-        ingress, service, sources = cluster.load_manifests(opts.deploy_base)
+        if opts.runtime == "podman":
+            from demo_app.podman.runtime import PodmanPods
+
+            self.pod_runtime = pods_rt = PodmanPods.from_kit(opts.deploy_base, self.workdir)
+            ingress, service, sources = pods_rt.kit.ingress, pods_rt.kit.service, pods_rt.sources
+        else:
+            ingress, service, sources = cluster.load_manifests(opts.deploy_base)
         host = cluster.ingress_host(ingress)  # what clients ask for, whatever the scenario breaks
         if scenario.mutate is not None:
             ingress, service = scenario.mutate(ingress, service)
         replicas = max(opts.replicas, scenario.min_replicas)
         self.run_info = DemoRun(opts, traces_path, replicas, sources)
-        receiver = Receiver("127.0.0.1:0", traces_path, track_traces=True)
         procs = self.processes = Processes(self.workdir)
+        receiver: Receiver | None = None
         try:
+            listen = "127.0.0.1:0"
+            if self.pod_runtime is not None:
+                self.pod_runtime.setup()
+                listen = self.pod_runtime.receiver_listen
+                self._event(self.pod_runtime.describe())
+            receiver = Receiver(listen, traces_path, track_traces=True)
             receiver.start()
             self._run(receiver, procs, ingress, service, host, replicas)
         finally:
             procs.close()
-            receiver.stop()
-            self.run_info.spans_received = receiver.spans
-            self.run_info.traces_received = len(receiver.trace_ids)
+            if self.pod_runtime is not None:
+                self.pod_runtime.close()
+            if receiver is not None:
+                receiver.stop()
+                self.run_info.spans_received = receiver.spans
+                self.run_info.traces_received = len(receiver.trace_ids)
             self.run_info.elapsed_s = time.monotonic() - self._t0
         return self.run_info
 
@@ -303,8 +327,14 @@ class Demo:
         pods: list[cluster.Pod] = []
 
         def start_pod(index: int) -> cluster.Pod:
-            pod = cluster.Pod.create(index, template_hash, node=f"node-{index % 2 + 1}")
             common = {**scenario.pod_env, "DEMO_SEED": str(opts.seed * 1000 + index)}
+            if self.pod_runtime is not None:
+                # As `kubectl set env`: the scenario's knobs, and short export batches (as below).
+                played = self.pod_runtime.start(index, {**common, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+                pods.append(played)
+                info.pods.append(played.name)
+                return played
+            pod = cluster.Pod.create(index, template_hash, node=f"node-{index % 2 + 1}")
             db_env = {
                 **pod.downward_env("db"),
                 **common,
@@ -338,7 +368,7 @@ class Demo:
             "POD_NAMESPACE": "ingress",
             "POD_UID": "00000000-0000-4000-8000-00000000beef",
             "POD_IP": "127.0.0.1",
-            "NODE_NAME": "node-1",
+            "NODE_NAME": "node-1" if self.pod_runtime is None else socket.gethostname(),
             "CONTAINER_NAME": "controller",
             "OTEL_SERVICE_NAME": "ingress",
         }
@@ -353,6 +383,10 @@ class Demo:
             deadline = time.monotonic() + timeout
             with events.cond:
                 while not predicate():
+                    if self.pod_runtime is not None:
+                        exited = self.pod_runtime.exited(set(info.killed_pods))
+                        if exited is not None:
+                            raise DemoError(f"{exited}\n(while waiting for {what})")
                     for name in procs.procs:
                         if (
                             name not in info.killed_pods
@@ -410,6 +444,10 @@ class Demo:
                 action = pending.pop(0).action
                 if action == "kill_pod":
                     victim = pods[0]
+                    if self.pod_runtime is not None:
+                        info.killed_pods.extend(self.pod_runtime.kill(victim))
+                        self._event(f"pod {victim.name} killed (podman kill -s KILL, both containers)")
+                        continue
                     for container in ("app", "db"):
                         procs.signal(f"{victim.name}-{container}", signal.SIGKILL)
                         info.killed_pods.append(f"{victim.name}-{container}")
@@ -423,9 +461,13 @@ class Demo:
         if not finished:
             raise DemoError(f"the load generator stopped early:\n{procs.log_tail('loadgen')}")
         procs.stop(["loadgen"])
+        if self.pod_runtime is not None:
+            info.podman = self.pod_runtime.snapshot(set(info.killed_pods))
         # Graceful stop: each process flushes its spans to the receiver before it exits.
         # The ingress goes first, so that pods going away are not reported as failing their probes.
         killed = procs.stop(["ingress"])
+        if self.pod_runtime is not None:
+            self.pod_runtime.stop()
         killed += procs.stop([n for n in procs.procs if n not in ("loadgen", "ingress", *info.killed_pods)])
         if killed:
             self._event(f"had to SIGKILL {', '.join(killed)} (did not stop in time: spans may be missing)")

@@ -1,7 +1,7 @@
 """Parallel analysis of large trace files (``tracekit analyze --jobs N``).
 
-Why: decoding and analysing cost about 9 µs of CPU per span in one process (docs/analyzer.md,
-Performance), and the per-span work is interpreter-bound; the only way to go faster on the user's
+Why: decoding and analysing cost about 9 µs of CPU per span in one process (docs/performance.md),
+and the per-span work is interpreter-bound; the only way to go faster on the user's
 machine is to use its other cores.
 
 How: traces are split by trace id into N shards (``readers.common.Shard``). Each worker process

@@ -1,8 +1,8 @@
-"""The embedded OTLP/HTTP trace receiver (``tracekit collect``); see :mod:`tracekit.receiver.server`."""
+"""The embedded OTLP trace receiver, HTTP and gRPC (``tracekit collect``); see :mod:`.server`."""
 
 from __future__ import annotations
 
-from tracekit.receiver.server import Limits as Limits
+from tracekit.receiver.limits import Limits as Limits
 from tracekit.receiver.server import Receiver as Receiver
 
 __all__ = ["Limits", "Receiver"]

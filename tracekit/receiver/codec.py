@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -56,31 +56,46 @@ def media_type(content_type: str | None) -> str | None:
     return MEDIA_TYPES.get(content_type.split(";", 1)[0].strip().lower())
 
 
-def gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress a gzip body, refusing to produce more than ``limit`` bytes.
+#: Bytes inflated per step: a request holds at most this much decompressed output it has not paid
+#: for in the memory budget.
+GUNZIP_STEP = 1024 * 1024
 
-    Decompression is incremental with ``max_length``, so a gzip bomb costs at most ``limit`` bytes of
-    memory before it is refused, never its full expansion.
+
+def gunzip(body: bytes | bytearray, limit: int, reserve: Callable[[int], None] | None = None) -> bytearray:
+    """Decompress a gzip body of one or more members (RFC 1952 allows several; ``gzip`` writes one
+    per call, ``cat a.gz b.gz`` two), refusing to produce more than ``limit`` bytes.
+
+    Decompression is incremental, :data:`GUNZIP_STEP` at a time, and ``reserve(n)`` is called before
+    each step may grow the output by ``n`` bytes, and with a negative ``n`` for what a step did not use
+    (the receiver's memory budget; it raises to stop), so
+    a gzip bomb costs at most ``limit`` bytes before it is refused, never its full expansion.
+    Zero bytes after the last member are ignored, as ``gzip -d`` does; anything else there is refused.
     """
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out: list[bytes] = []
-    size = 0
-    data = body
+    out = bytearray()
+    data: bytes | bytearray = body
     try:
         while True:
-            chunk = inflater.decompress(data, limit + 1 - size)
-            size += len(chunk)
-            out.append(chunk)
-            if size > limit:
-                raise PayloadError(f"decompressed body exceeds the {limit}-byte limit", status=413)
-            data = inflater.unconsumed_tail
-            if not data:
-                break
-        if not inflater.eof:
-            raise PayloadError("gzip body is truncated")
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while True:
+                step = min(GUNZIP_STEP, limit + 1 - len(out))
+                if reserve is not None:
+                    reserve(step)
+                chunk = inflater.decompress(data, step)
+                out += chunk
+                if reserve is not None and len(chunk) < step:
+                    reserve(len(chunk) - step)  # give back what this step did not use
+                if len(out) > limit:
+                    raise PayloadError(f"decompressed body exceeds the {limit}-byte limit", status=413)
+                data = inflater.unconsumed_tail
+                if inflater.eof or (not data and len(chunk) < step):
+                    break  # the member ended, or it needs input there is none of
+            if not inflater.eof:
+                raise PayloadError("gzip body is truncated")
+            data = inflater.unused_data
+            if not data.strip(b"\0"):
+                return out
     except zlib.error as exc:
         raise PayloadError(f"gzip body is invalid: {exc}") from None
-    return b"".join(out)
 
 
 def _walk_id_holders(request: dict[str, Any]) -> Iterator[tuple[dict[str, Any], tuple[str, ...]]]:
@@ -104,12 +119,12 @@ def _hex_to_b64(value: Any, field: str) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def decode(body: bytes, media: str) -> ExportTraceServiceRequest:
+def decode(body: bytes | bytearray, media: str) -> ExportTraceServiceRequest:
     """Decode an (already decompressed) OTLP/HTTP trace body of the given canonical media type."""
     request = ExportTraceServiceRequest()
     if media == PROTOBUF:
         try:
-            request.ParseFromString(body)
+            request.ParseFromString(bytes(body))  # no copy for bytes; protobuf types take bytes only
         except DecodeError as exc:
             raise PayloadError(f"protobuf body is not an ExportTraceServiceRequest: {exc}") from None
         return request
@@ -117,6 +132,8 @@ def decode(body: bytes, media: str) -> ExportTraceServiceRequest:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(f"JSON body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("JSON body is nested too deeply to read") from None
     if not isinstance(data, dict):
         raise PayloadError("JSON body must be an object (ExportTraceServiceRequest)")
     try:
@@ -127,6 +144,8 @@ def decode(body: bytes, media: str) -> ExportTraceServiceRequest:
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except (json_format.ParseError, AttributeError, TypeError) as exc:
         raise PayloadError(f"JSON body is not an ExportTraceServiceRequest: {exc}") from None
+    except RecursionError:
+        raise PayloadError("JSON body is nested too deeply to read") from None
     return request
 
 
@@ -138,7 +157,7 @@ def to_otlp_dict(request: ExportTraceServiceRequest) -> dict[str, Any]:
     instead of walking descriptors: this is the receiver's main cost per span. ``tests/receiver``
     checks the two agree on generated requests.
     """
-    return fastpath.request_to_dict(request)
+    return fastpath.request_to_dict(request, _NO_WORK_LIMITS)
 
 
 def to_otlp_dict_reference(request: ExportTraceServiceRequest) -> dict[str, Any]:
@@ -153,6 +172,7 @@ def to_otlp_dict_reference(request: ExportTraceServiceRequest) -> dict[str, Any]
 
 
 _encoder = msgspec.json.Encoder()
+_NO_WORK_LIMITS = fastpath.Work(max_depth=10**9, max_attributes=10**12, max_value_size=10**15)
 
 
 def to_otlp_json(request: ExportTraceServiceRequest) -> bytes:
@@ -184,14 +204,18 @@ class Batch:
     it). Both give the same line for the same spans.
     """
 
-    __slots__ = ("_json", "_line", "_message")
+    __slots__ = ("_json", "_line", "_message", "_work")
 
     def __init__(
-        self, message: ExportTraceServiceRequest | None = None, json: fastpath.Request | None = None
+        self,
+        message: ExportTraceServiceRequest | None = None,
+        json: fastpath.Request | None = None,
+        work: fastpath.Work = _NO_WORK_LIMITS,
     ) -> None:
         self._message = message
         self._json = json
         self._line: bytes | None = None
+        self._work = work
 
     @property
     def spans(self) -> int:
@@ -207,9 +231,10 @@ class Batch:
     def otlp_json(self) -> bytes:
         """The OTLP/JSON line (without the newline), as the Collector's file exporter writes it."""
         if self._line is None:
-            self._line = (
-                _encoder.encode(self._json) if self._json is not None else to_otlp_json(self.message())
-            )
+            if self._json is not None:
+                self._line = _encoder.encode(self._json)
+            else:
+                self._line = _encoder.encode(fastpath.request_to_dict(self.message(), self._work))
         return self._line
 
     def protobuf(self) -> bytes:
@@ -223,19 +248,41 @@ class Batch:
         return self._message
 
 
-def ingest(body: bytes, media: str) -> Batch:
-    """Decode an (already decompressed) OTLP/HTTP trace body for the receiver.
+def ingest(
+    body: bytes | bytearray,
+    media: str,
+    work: fastpath.Work = _NO_WORK_LIMITS,
+    reserve: Callable[[str], None] | None = None,
+) -> Batch:
+    """Decode an (already decompressed) OTLP trace body and build its line, within ``work``'s limits.
 
     OTLP/JSON takes the strict fast path (:func:`tracekit.receiver.fastpath.parse_json`) and falls
     back to :func:`decode` (``json_format``, which also words the error for a malformed body) for
-    anything the fast path cannot vouch for.
+    anything the fast path cannot vouch for. ``reserve(path)`` is called before each decoding path is
+    taken (``"protobuf"``, ``"json"``, ``"json-generic"``): the receiver charges its memory budget
+    there. Every refusal is a :class:`PayloadError`: invalid input, a work limit passed, or nesting
+    deeper than the parsers' recursion allows.
     """
-    if media == JSON:
-        try:
-            return Batch(json=fastpath.parse_json(body))
-        except fastpath.NotCanonical:
-            pass
-    return Batch(message=decode(body, media))
+    try:
+        if media == JSON:
+            if reserve is not None:
+                reserve("json")
+            try:
+                batch = Batch(json=fastpath.parse_json(body, work), work=work)
+            except fastpath.NotCanonical:
+                if reserve is not None:
+                    reserve("json-generic")
+                batch = Batch(message=decode(body, media), work=work)
+        else:
+            if reserve is not None:
+                reserve("protobuf")
+            batch = Batch(message=decode(body, media), work=work)
+        batch.otlp_json()
+    except fastpath.TooMuchWork as exc:
+        raise PayloadError(str(exc)) from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply to read") from None
+    return batch
 
 
 def success_body(media: str) -> bytes:

@@ -1,7 +1,10 @@
-"""The ``tracekit collect`` command: run the OTLP/HTTP receiver until SIGTERM or Ctrl-C."""
+"""The ``tracekit collect`` command: run the OTLP receiver until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import resource
 import signal
 import threading
 from types import FrameType
@@ -9,7 +12,25 @@ from types import FrameType
 import click
 
 from tracekit.receiver.forward import traces_url
-from tracekit.receiver.server import Limits, Receiver, parse_listen
+from tracekit.receiver.limits import Limits, tune_allocator
+from tracekit.receiver.server import Receiver, is_loopback, parse_listen
+
+_DEFAULTS = Limits()
+
+
+class _Failure(click.ClickException):
+    """An option that cannot be honoured (an address, a file): one line, exit code 2."""
+
+    exit_code = 2
+
+
+def _raise_descriptor_limit() -> None:
+    """Lift the soft descriptor limit to the hard one, as Go programs (the Collector) do at start: the
+    connection cap follows the limit, and a soft limit of 1,024 is an accident of history."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @click.command("collect")
@@ -19,6 +40,13 @@ from tracekit.receiver.server import Limits, Receiver, parse_listen
     show_default=True,
     metavar="HOST:PORT",
     help="Address to serve OTLP/HTTP on (port 0 picks a free one). Loopback unless told otherwise.",
+)
+@click.option(
+    "--grpc-listen",
+    default="127.0.0.1:4317",
+    show_default=True,
+    metavar="HOST:PORT|none",
+    help="Address to serve OTLP/gRPC on; 'none' for no gRPC.",
 )
 @click.option(
     "--out",
@@ -34,47 +62,120 @@ from tracekit.receiver.server import Limits, Receiver, parse_listen
 )
 @click.option(
     "--max-body",
-    default=Limits.max_body_bytes,
+    default=_DEFAULTS.max_body_bytes,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Largest request body accepted, in bytes (413 beyond).",
+    help="Largest request body accepted, in bytes (413 beyond; the largest gRPC message too).",
 )
 @click.option(
     "--max-decompressed",
-    default=Limits.max_decompressed_bytes,
+    default=_DEFAULTS.max_decompressed_bytes,
     show_default=True,
     type=click.IntRange(min=1),
     help="Largest gzip body accepted once decompressed, in bytes (413 beyond).",
 )
-def collect(listen: str, out: str, forward: str | None, max_body: int, max_decompressed: int) -> None:
-    """Receive OTLP/HTTP traces (POST /v1/traces, protobuf or JSON, gzip) and write OTLP JSON lines.
+@click.option(
+    "--memory-budget",
+    default=_DEFAULTS.memory_budget_bytes,
+    show_default=True,
+    type=click.IntRange(min=1024 * 1024),
+    help="Bytes all requests in flight may hold at once; beyond, 503 with Retry-After (gRPC UNAVAILABLE).",
+)
+@click.option(
+    "--max-connections",
+    default=_DEFAULTS.max_connections,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Open connections per protocol (also kept below the descriptor limit).",
+)
+@click.option(
+    "--idle-timeout",
+    default=_DEFAULTS.idle_timeout,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a connection may wait for its next request.",
+)
+@click.option(
+    "--header-timeout",
+    default=_DEFAULTS.header_timeout,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds for a request's headers to arrive once it has begun.",
+)
+@click.option(
+    "--body-timeout",
+    default=_DEFAULTS.body_timeout,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds for a request's whole body to arrive (408 beyond).",
+)
+def collect(
+    listen: str,
+    grpc_listen: str,
+    out: str,
+    forward: str | None,
+    max_body: int,
+    max_decompressed: int,
+    memory_budget: int,
+    max_connections: int,
+    idle_timeout: float,
+    header_timeout: float,
+    body_timeout: float,
+) -> None:
+    """Receive traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip) and OTLP/gRPC, and write
+    OTLP JSON lines.
 
     The file has the shape the OpenTelemetry Collector's file exporter writes, so `tracekit analyze`
-    reads it directly. SIGTERM or Ctrl-C flushes and closes the file.
+    reads it directly. SIGTERM or Ctrl-C finishes the requests in progress, closes the file and prints
+    a summary line.
     """
+    grpc = None if grpc_listen.strip().lower() == "none" else grpc_listen
     try:
-        parse_listen(listen)
+        addresses = {"--listen": parse_listen(listen, "--listen")}
+        if grpc is not None:
+            addresses["--grpc-listen"] = parse_listen(grpc, "--grpc-listen")
         if forward:
             traces_url(forward)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    receiver = Receiver(
-        listen,
-        out,
-        forward=forward,
-        limits=Limits(max_body_bytes=max_body, max_decompressed_bytes=max_decompressed),
+    given = {"--listen": listen, "--grpc-listen": grpc_listen}
+    _raise_descriptor_limit()
+    tune_allocator()
+    limits = Limits(
+        max_body_bytes=max_body,
+        max_decompressed_bytes=max_decompressed,
+        memory_budget_bytes=memory_budget,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
     )
+    receiver = Receiver(listen, out, grpc_listen=grpc, forward=forward, limits=limits)
     try:
         receiver.start()
     except OSError as exc:
-        raise click.ClickException(f"--listen {listen}: cannot bind: {exc.strerror or exc}") from None
+        option = str(exc.filename)
+        reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+        if option in given:
+            raise _Failure(f"{option} {given[option]}: cannot bind: {reason}") from None
+        raise _Failure(f"--out {out}: cannot open: {reason}") from None
+    for option, (host, _) in addresses.items():
+        if not is_loopback(host):
+            click.echo(
+                f"tracekit collect: warning: {option} {given[option]} accepts connections from other"
+                " machines (no TLS, no authentication)",
+                err=True,
+            )
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    click.echo(f"tracekit collect: listening on {receiver.traces_url}, writing {out}", err=True)
+    where = f"listening on {receiver.traces_url}"
+    if grpc is not None:
+        where += f", OTLP/gRPC on {receiver.grpc_endpoint}"
+    click.echo(f"tracekit collect: {where}, writing {out}", err=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -82,8 +183,10 @@ def collect(listen: str, out: str, forward: str | None, max_body: int, max_decom
         receiver.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    click.echo(
+    summary = (
         f"tracekit collect: {receiver.spans} spans in {receiver.requests} requests written to {out}"
-        f" ({receiver.refused} refused)",
-        err=True,
+        f" ({receiver.refused} refused, {receiver.write_errors} write errors)"
     )
+    click.echo(summary, err=True)
+    if receiver.stop_problem:
+        click.echo(f"tracekit collect: warning: {receiver.stop_problem}", err=True)

@@ -24,11 +24,36 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 from msgspec.structs import astuple
+
+
+class Work(NamedTuple):
+    """Per-request work limits (see :class:`tracekit.receiver.limits.Limits`)."""
+
+    max_depth: int = 16
+    max_attributes: int = 4096
+    max_value_size: int = 1024 * 1024
+
+
+class TooMuchWork(ValueError):
+    """The request is valid OTLP but exceeds a per-request work limit (answered 400)."""
+
+
+def _too_deep(work: Work) -> TooMuchWork:
+    return TooMuchWork(f"attribute values nested deeper than {work.max_depth} levels")
+
+
+def _too_many(count: int, work: Work) -> TooMuchWork:
+    return TooMuchWork(f"{count} attributes on one item, more than the limit of {work.max_attributes}")
+
+
+def _too_big(size: int, work: Work) -> TooMuchWork:
+    return TooMuchWork(f"an attribute value of {size} bytes, more than the limit of {work.max_value_size}")
+
 
 # -- protobuf message -> dict -----------------------------------------------------------------------
 
@@ -39,10 +64,13 @@ def _double(value: float) -> float | str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
-def _any_value(value: Any) -> dict[str, Any]:
+def _any_value(value: Any, work: Work, depth: int) -> dict[str, Any]:
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return {"stringValue": value.string_value}
+        text = value.string_value
+        if len(text) > work.max_value_size:
+            raise _too_big(len(text), work)
+        return {"stringValue": text}
     if kind == "int_value":
         return {"intValue": str(value.int_value)}
     if kind == "bool_value":
@@ -50,32 +78,48 @@ def _any_value(value: Any) -> dict[str, Any]:
     if kind == "double_value":
         return {"doubleValue": _double(value.double_value)}
     if kind == "array_value":
+        if depth >= work.max_depth:
+            raise _too_deep(work)
         items = value.array_value.values
-        return {"arrayValue": {"values": [_any_value(v) for v in items]} if items else {}}
+        if len(items) > work.max_attributes:
+            raise _too_many(len(items), work)
+        return {"arrayValue": {"values": [_any_value(v, work, depth + 1) for v in items]} if items else {}}
     if kind == "kvlist_value":
+        if depth >= work.max_depth:
+            raise _too_deep(work)
         pairs = value.kvlist_value.values
-        return {"kvlistValue": {"values": _key_values(pairs)} if pairs else {}}
+        return {"kvlistValue": {"values": _key_values(pairs, work, depth + 1)} if pairs else {}}
     if kind == "bytes_value":
-        return {"bytesValue": base64.b64encode(value.bytes_value).decode("ascii")}
+        blob = value.bytes_value
+        if len(blob) > work.max_value_size:
+            raise _too_big(len(blob), work)
+        return {"bytesValue": base64.b64encode(blob).decode("ascii")}
     if kind == "string_value_strindex":
         return {"stringValueStrindex": value.string_value_strindex}
     return {}
 
 
-def _key_values(pairs: Any) -> list[dict[str, Any]]:
+def _key_values(pairs: Any, work: Work, depth: int = 0) -> list[dict[str, Any]]:
     # The hottest loop. Every field read on a upb message costs 50-200 ns, so each is read once, and a
     # non-empty string_value (the common case) is taken as the oneof's kind without a WhichOneof.
+    if len(pairs) > work.max_attributes:
+        raise _too_many(len(pairs), work)
+    limit = work.max_value_size
     out: list[dict[str, Any]] = []
     append = out.append
     for pair in pairs:
         key = pair.key
+        if len(key) > limit:
+            raise _too_big(len(key), work)
         item: dict[str, Any] = {"key": key} if key else {}
         value = pair.value
         text = value.string_value
         if text:
+            if len(text) > limit:
+                raise _too_big(len(text), work)
             item["value"] = {"stringValue": text}
         elif value.WhichOneof("value") is not None:
-            item["value"] = _any_value(value)
+            item["value"] = _any_value(value, work, depth)
         elif pair.HasField("value"):
             item["value"] = {}
         if pair.key_strindex:
@@ -84,16 +128,16 @@ def _key_values(pairs: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _attributes(holder: Any, out: dict[str, Any]) -> None:
+def _attributes(holder: Any, out: dict[str, Any], work: Work) -> None:
     attributes = holder.attributes
     if attributes:
-        out["attributes"] = _key_values(attributes)
+        out["attributes"] = _key_values(attributes, work)
     dropped = holder.dropped_attributes_count
     if dropped:
         out["droppedAttributesCount"] = dropped
 
 
-def _event(event: Any) -> dict[str, Any]:
+def _event(event: Any, work: Work) -> dict[str, Any]:
     out: dict[str, Any] = {}
     time = event.time_unix_nano
     if time:
@@ -101,11 +145,11 @@ def _event(event: Any) -> dict[str, Any]:
     name = event.name
     if name:
         out["name"] = name
-    _attributes(event, out)
+    _attributes(event, out, work)
     return out
 
 
-def _link(link: Any) -> dict[str, Any]:
+def _link(link: Any, work: Work) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if link.trace_id:
         out["traceId"] = link.trace_id.hex()
@@ -113,13 +157,13 @@ def _link(link: Any) -> dict[str, Any]:
         out["spanId"] = link.span_id.hex()
     if link.trace_state:
         out["traceState"] = link.trace_state
-    _attributes(link, out)
+    _attributes(link, out, work)
     if link.flags:
         out["flags"] = link.flags
     return out
 
 
-def _span(span: Any) -> dict[str, Any]:
+def _span(span: Any, work: Work) -> dict[str, Any]:
     out: dict[str, Any] = {}
     value: Any = span.trace_id
     if value:
@@ -145,16 +189,16 @@ def _span(span: Any) -> dict[str, Any]:
     value = span.end_time_unix_nano
     if value:
         out["endTimeUnixNano"] = str(value)
-    _attributes(span, out)
+    _attributes(span, out, work)
     value = span.events
     if value:
-        out["events"] = [_event(e) for e in value]
+        out["events"] = [_event(e, work) for e in value]
     value = span.dropped_events_count
     if value:
         out["droppedEventsCount"] = value
     value = span.links
     if value:
-        out["links"] = [_link(link) for link in value]
+        out["links"] = [_link(link, work) for link in value]
     value = span.dropped_links_count
     if value:
         out["droppedLinksCount"] = value
@@ -183,7 +227,7 @@ def _entity_ref(ref: Any) -> dict[str, Any]:
     return out
 
 
-def _scope_spans(scope_spans: Any) -> dict[str, Any]:
+def _scope_spans(scope_spans: Any, work: Work) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if scope_spans.HasField("scope"):
         scope, out["scope"] = scope_spans.scope, {}
@@ -191,34 +235,37 @@ def _scope_spans(scope_spans: Any) -> dict[str, Any]:
             out["scope"]["name"] = scope.name
         if scope.version:
             out["scope"]["version"] = scope.version
-        _attributes(scope, out["scope"])
+        _attributes(scope, out["scope"], work)
     if scope_spans.spans:
-        out["spans"] = [_span(s) for s in scope_spans.spans]
+        out["spans"] = [_span(s, work) for s in scope_spans.spans]
     if scope_spans.schema_url:
         out["schemaUrl"] = scope_spans.schema_url
     return out
 
 
-def _resource_spans(resource_spans: Any) -> dict[str, Any]:
+def _resource_spans(resource_spans: Any, work: Work) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if resource_spans.HasField("resource"):
         resource = resource_spans.resource
         out["resource"] = {}
-        _attributes(resource, out["resource"])
+        _attributes(resource, out["resource"], work)
         if resource.entity_refs:
             out["resource"]["entityRefs"] = [_entity_ref(r) for r in resource.entity_refs]
     if resource_spans.scope_spans:
-        out["scopeSpans"] = [_scope_spans(s) for s in resource_spans.scope_spans]
+        out["scopeSpans"] = [_scope_spans(s, work) for s in resource_spans.scope_spans]
     if resource_spans.schema_url:
         out["schemaUrl"] = resource_spans.schema_url
     return out
 
 
-def request_to_dict(request: Any) -> dict[str, Any]:
-    """An ``ExportTraceServiceRequest`` as its OTLP/JSON dict (hex ids, int64 as strings, int enums)."""
+def request_to_dict(request: Any, work: Work = Work()) -> dict[str, Any]:  # noqa: B008 (immutable)
+    """An ``ExportTraceServiceRequest`` as its OTLP/JSON dict (hex ids, int64 as strings, int enums).
+
+    :raises TooMuchWork: past one of ``work``'s limits.
+    """
     if not request.resource_spans:
         return {}
-    return {"resourceSpans": [_resource_spans(rs) for rs in request.resource_spans]}
+    return {"resourceSpans": [_resource_spans(rs, work) for rs in request.resource_spans]}
 
 
 # -- OTLP/JSON body -> normalised Structs ------------------------------------------------------------
@@ -379,13 +426,18 @@ def _uint64(value: Any) -> Any:
     return UNSET if value == "0" else value
 
 
-def _fix_any(value: AnyValue) -> None:
+def _fix_any(value: AnyValue, work: Work, depth: int) -> None:
     unset = astuple(value).count(UNSET)
     if unset != _ONE_SET:
         if unset == _ONE_SET + 1:
             return  # an empty AnyValue stays {}
         raise NotCanonical("several AnyValue kinds at once")
-    if value.string_value is not UNSET or value.bool_value is not UNSET:
+    text = value.string_value
+    if text is not UNSET:
+        if len(text) > work.max_value_size:
+            raise _too_big(len(text), work)
+        return
+    if value.bool_value is not UNSET:
         return
     number = value.int_value
     if number is not UNSET:
@@ -394,11 +446,20 @@ def _fix_any(value: AnyValue) -> None:
         elif len(number) > 18 and not -(2**63) <= int(number) < 2**63:
             raise NotCanonical("intValue out of the int64 range")
     elif value.array_value is not UNSET:
-        for item in value.array_value.values:
-            _fix_any(item)
+        if depth >= work.max_depth:
+            raise _too_deep(work)
+        items = value.array_value.values
+        if len(items) > work.max_attributes:
+            raise _too_many(len(items), work)
+        for item in items:
+            _fix_any(item, work, depth + 1)
     elif value.kvlist_value is not UNSET:
-        _fix_key_values(value.kvlist_value.values)
+        if depth >= work.max_depth:
+            raise _too_deep(work)
+        _fix_key_values(value.kvlist_value.values, work, depth + 1)
     elif value.bytes_value is not UNSET:
+        if len(value.bytes_value) > work.max_value_size * 4 // 3 + 4:
+            raise _too_big(len(value.bytes_value) * 3 // 4, work)
         # json_format reads bytes as padded URL-safe base64 (either alphabet); written back standard.
         raw = value.bytes_value.encode()
         try:
@@ -410,38 +471,45 @@ def _fix_any(value: AnyValue) -> None:
     # json_format does) or one of the three quoted spellings, kept as they are.
 
 
-def _fix_key_values(pairs: list[KeyValue]) -> None:
+def _fix_key_values(pairs: list[KeyValue], work: Work, depth: int = 0) -> None:
+    if len(pairs) > work.max_attributes:
+        raise _too_many(len(pairs), work)
     for pair in pairs:
+        if len(pair.key) > work.max_value_size:
+            raise _too_big(len(pair.key), work)
         if pair.value is not UNSET:
-            _fix_any(pair.value)
+            _fix_any(pair.value, work, depth)
 
 
-def parse_json(body: bytes) -> Request:
-    """Validate and normalise an OTLP/JSON trace body; :class:`NotCanonical` if it needs the reference."""
+def parse_json(body: bytes | bytearray, work: Work = Work()) -> Request:  # noqa: B008 (immutable)
+    """Validate and normalise an OTLP/JSON trace body; :class:`NotCanonical` if it needs the reference.
+
+    :raises TooMuchWork: past one of ``work``'s limits.
+    """
     try:
         request = _decoder.decode(body)
     except msgspec.DecodeError as exc:  # ValidationError included
         raise NotCanonical(str(exc)) from None
     for resource_spans in request.resource_spans:
         if resource_spans.resource is not UNSET:
-            _fix_key_values(resource_spans.resource.attributes)
+            _fix_key_values(resource_spans.resource.attributes, work)
         for scope_spans in resource_spans.scope_spans:
             if scope_spans.scope is not UNSET:
-                _fix_key_values(scope_spans.scope.attributes)
+                _fix_key_values(scope_spans.scope.attributes, work)
             for span in scope_spans.spans:
                 span.trace_id = span.trace_id.lower()
                 span.span_id = span.span_id.lower()
                 span.parent_span_id = span.parent_span_id.lower()
                 span.start_time_unix_nano = _uint64(span.start_time_unix_nano)
                 span.end_time_unix_nano = _uint64(span.end_time_unix_nano)
-                _fix_key_values(span.attributes)
+                _fix_key_values(span.attributes, work)
                 for event in span.events:
                     event.time_unix_nano = _uint64(event.time_unix_nano)
-                    _fix_key_values(event.attributes)
+                    _fix_key_values(event.attributes, work)
                 for link in span.links:
                     link.trace_id = link.trace_id.lower()
                     link.span_id = link.span_id.lower()
-                    _fix_key_values(link.attributes)
+                    _fix_key_values(link.attributes, work)
     return request
 
 
@@ -453,4 +521,14 @@ def trace_ids(request: Request) -> set[str]:
     return {span.trace_id for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans}
 
 
-__all__ = ["STRUCTS", "NotCanonical", "Request", "count_spans", "parse_json", "request_to_dict", "trace_ids"]
+__all__ = [
+    "STRUCTS",
+    "NotCanonical",
+    "Request",
+    "TooMuchWork",
+    "Work",
+    "count_spans",
+    "parse_json",
+    "request_to_dict",
+    "trace_ids",
+]

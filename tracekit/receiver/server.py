@@ -1,47 +1,42 @@
-"""The embedded OTLP/HTTP trace receiver: ``POST /v1/traces`` to OTLP JSON lines on disk.
+"""The embedded OTLP trace receiver: OTLP/HTTP ``POST /v1/traces`` and OTLP/gRPC to OTLP JSON lines.
 
 It plays the part of an OpenTelemetry Collector with an ``otlp`` receiver and a ``file`` exporter, so
 ``tracekit analyze`` reads its output and a Collector's alike, and it is small enough to start inside
 ``tracekit demo`` or a test. Bad input never takes it down: every refusal is a 4xx with an OTLP error
-body (``google.rpc.Status``), and the next request is served as usual.
+body (``google.rpc.Status``) or a gRPC status, and the next request is served as usual. Everything a
+client can make it spend is bounded (:class:`~tracekit.receiver.limits.Limits`), and every span it
+acknowledged is in the file, on a line of its own (:class:`~tracekit.receiver.store.Store`).
 
 Usage::
 
-    with Receiver("127.0.0.1:0", "traces.jsonl") as receiver:
-        ...  # point OTEL_EXPORTER_OTLP_ENDPOINT at receiver.endpoint
+    with Receiver("127.0.0.1:0", "traces.jsonl", grpc_listen="127.0.0.1:0") as receiver:
+        ...  # point OTEL_EXPORTER_OTLP_ENDPOINT at receiver.endpoint (or receiver.grpc_endpoint)
         receiver.wait_for(lambda r: r.spans >= 10, timeout=10)
 """
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
-import socket
+import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
-from tracekit.receiver import codec
 from tracekit.receiver.forward import Forwarder
+from tracekit.receiver.limits import Budget, Limits
+from tracekit.receiver.otlp_grpc import GrpcServer
+from tracekit.receiver.otlp_http import TRACES_PATH, HttpServer, bind
+from tracekit.receiver.pipeline import Pipeline
+from tracekit.receiver.store import Store
 
 log = logging.getLogger(__name__)
 
-TRACES_PATH = "/v1/traces"
 
-
-@dataclass(frozen=True)
-class Limits:
-    """Size limits. The body limit matches the Collector's default ``max_request_body_size`` (20 MiB)."""
-
-    max_body_bytes: int = 20 * 1024 * 1024
-    #: Cap on a gzip body once decompressed: a gzip bomb is refused after at most this many bytes.
-    max_decompressed_bytes: int = 64 * 1024 * 1024
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
+def parse_listen(listen: str, option: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` (loopback) or ``PORT`` -> (host, port)."""
     text = listen.strip()
     host, sep, port = text.rpartition(":")
@@ -51,127 +46,29 @@ def parse_listen(listen: str) -> tuple[str, int]:
     try:
         number = int(port)
     except ValueError:
-        raise ValueError(f"--listen: expected HOST:PORT, got {listen!r}") from None
+        raise ValueError(f"{option}: expected HOST:PORT, got {listen!r}") from None
     if not 0 <= number <= 65535:
-        raise ValueError(f"--listen: port out of range in {listen!r}")
+        raise ValueError(f"{option}: port out of range in {listen!r}")
     return host, number
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The OTLP exporter reconnects often; a deep backlog keeps bursts from being refused.
-    request_queue_size = 128
-    receiver: Receiver
-
-
-class _V6Server(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the exporter's requests.Session expects
-    disable_nagle_algorithm = True  # headers and body are separate writes: no delayed-ACK stalls
-    server: _Server
-    server_version = "tracekit-otlp"
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _answer(self, status: int, body: bytes, media: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", media)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _refuse(self, status: int, message: str, media: str = codec.JSON) -> None:
-        self.server.receiver._note_refused(status, message)
-        self._answer(status, codec.status_body(status, message, media), media)
-
-    def do_GET(self) -> None:
-        self.close_connection = self._drain_or_close()
-        self._refuse(405, "only POST /v1/traces is served")
-
-    do_PUT = do_DELETE = do_PATCH = do_GET
-
-    def _drain_or_close(self) -> bool:
-        """Read a small unread body so keep-alive stays in sync; otherwise ask to close the connection."""
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return self.headers.get("Transfer-Encoding") is not None
-        try:
-            size = int(length)
-        except ValueError:
-            return True
-        if 0 <= size <= 64 * 1024:
-            self.rfile.read(size)
-            return self.close_connection
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only accepts connections from this machine."""
+    if host == "localhost":
         return True
-
-    def do_POST(self) -> None:
-        receiver = self.server.receiver
-        path = self.path.split("?", 1)[0]
-        media = codec.media_type(self.headers.get("Content-Type"))
-        if path != TRACES_PATH:
-            self.close_connection = self._drain_or_close()
-            return self._refuse(
-                404, f"no such path {path!r}: traces go to {TRACES_PATH}", media or codec.JSON
-            )
-        if media is None:
-            self.close_connection = self._drain_or_close()
-            return self._refuse(
-                415,
-                f"unsupported Content-Type {self.headers.get('Content-Type')!r}: "
-                f"use {codec.PROTOBUF} or {codec.JSON}",
-            )
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding not in ("identity", "gzip"):
-            self.close_connection = self._drain_or_close()
-            return self._refuse(415, f"unsupported Content-Encoding {encoding!r}: use gzip or none", media)
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            self.close_connection = True
-            return self._refuse(411, "Content-Length is required", media)
-        try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self.close_connection = True
-            return self._refuse(400, f"invalid Content-Length {length_header!r}", media)
-        limits = receiver.limits
-        if length > limits.max_body_bytes:
-            # Not reading a huge body: answer at once and drop the connection.
-            self.close_connection = True
-            return self._refuse(
-                413, f"body of {length} bytes exceeds the {limits.max_body_bytes}-byte limit", media
-            )
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self.close_connection = True
-            return self._refuse(400, "body shorter than Content-Length", media)
-        try:
-            if encoding == "gzip":
-                body = codec.gunzip(body, limits.max_decompressed_bytes)
-            batch = codec.ingest(body, media)
-        except codec.PayloadError as exc:
-            return self._refuse(exc.status, str(exc), media)
-        try:
-            receiver._accept(batch)
-        except OSError as exc:  # disk full, closed file: the sender should retry
-            log.error("cannot write spans: %s", exc)
-            return self._refuse(503, f"cannot store spans: {exc}", media)
-        self._answer(200, codec.success_body(media), media)
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Receiver:
-    """An OTLP/HTTP trace receiver writing OTLP JSON lines.
+    """An OTLP trace receiver (HTTP, and gRPC when ``grpc_listen`` is given) writing OTLP JSON lines.
 
-    :param listen: ``HOST:PORT``; port 0 picks a free port (see :attr:`endpoint`).
+    :param listen: ``HOST:PORT`` for OTLP/HTTP; port 0 picks a free port (see :attr:`endpoint`).
     :param out: a path (created or truncated), ``"-"`` for stdout, a binary file object, or None to
         keep nothing (counting only, e.g. for benchmarks).
+    :param grpc_listen: ``HOST:PORT`` for OTLP/gRPC, or None for none.
     :param forward: an OTLP/HTTP base URL to send every accepted request on to, asynchronously.
     :param track_traces: remember the trace ids seen (see :attr:`trace_ids`), for callers that wait
         until given traces have arrived.
@@ -182,70 +79,86 @@ class Receiver:
         listen: str = "127.0.0.1:4318",
         out: str | Path | IO[bytes] | None = None,
         *,
+        grpc_listen: str | None = None,
         forward: str | None = None,
         limits: Limits | None = None,
         track_traces: bool = False,
     ) -> None:
         self.listen = parse_listen(listen)
+        self.grpc_listen = parse_listen(grpc_listen, "--grpc-listen") if grpc_listen else None
         self.limits = limits or Limits()
+        self.budget = Budget(self.limits.memory_budget_bytes)
         self._out_spec = out
-        self._out: IO[bytes] | None = None
-        self._owns_out = False
+        self._store: Store | None = None
         self._forward_url = forward
         self._forwarder: Forwarder | None = None
         self._track = track_traces
         self._cond = threading.Condition()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: HttpServer | None = None
+        self._grpc: GrpcServer | None = None
         #: Counters, updated under the condition's lock.
         self.spans = 0
         self.requests = 0
         self.refused = 0
         self.trace_ids: set[str] = set()
         self.last_refusal = ""
+        #: Set by :meth:`stop` when closing the output went wrong (the file is still whole lines).
+        self.stop_problem: str | None = None
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> Receiver:
-        """Bind, open the output and serve from a background thread. Returns self."""
+        """Bind, open the output and serve from background threads. Returns self.
+
+        :raises OSError: a listener cannot bind (``filename`` is ``"--listen"`` or ``"--grpc-listen"``)
+            or the output cannot be opened (``filename`` is the path).
+        """
+        listeners = 2 if self.grpc_listen else 1
+        cap = self.limits.connection_cap(listeners)
         host, port = self.listen
-        cls = _V6Server if ":" in host else _Server
-        server = cls((host, port), _Handler)
-        server.receiver = self
-        out = self._out_spec
-        if out is None:
-            self._out = None
-        elif out == "-":
-            self._out = sys.stdout.buffer
-        elif isinstance(out, (str, Path)):
-            self._out = open(out, "wb")  # noqa: SIM115 (closed in stop())
-            self._owns_out = True
-        else:
-            self._out = out
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), "--listen") from None
+        grpc_server = None
+        try:
+            out = self._out_spec
+            store = Store(sys.stdout.buffer if out == "-" else out)
+        except OSError:
+            sock.close()
+            raise
+        pipeline = Pipeline(self.limits, self.budget, store, self, track_traces=self._track)
+        if self.grpc_listen:
+            try:
+                grpc_server = GrpcServer(*self.grpc_listen, pipeline, self.limits, cap, self._note_refused)
+            except (OSError, RuntimeError) as exc:
+                sock.close()
+                store.close()
+                code = getattr(exc, "errno", None) or errno.EADDRNOTAVAIL
+                raise OSError(code, os.strerror(code), "--grpc-listen") from None
         if self._forward_url:
             self._forwarder = Forwarder(self._forward_url)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="otlp-receiver", daemon=True)
-        self._thread.start()
+            pipeline.forwarder = self._forwarder
+        self._store = store
+        self._http = HttpServer(sock, pipeline, self.limits, cap, self._note_refused)
+        self._http.start()
+        if grpc_server is not None:
+            grpc_server.start()
+            self._grpc = grpc_server
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving, finish forwarding, flush and close the output. Safe to call twice."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Stop serving (requests in progress are finished and answered), finish forwarding, close the
+        output. Never raises: a problem closing the output is in :attr:`stop_problem`. Safe to call twice."""
+        http, self._http = self._http, None
+        grpc_server, self._grpc = self._grpc, None
+        if http is not None:
+            http.stop(timeout * 2)
+        if grpc_server is not None:
+            grpc_server.stop(timeout)
         if self._forwarder is not None:
             self._forwarder.close(timeout)
-        with self._cond:
-            out, self._out = self._out, None
-            if out is not None:
-                try:
-                    out.flush()
-                finally:
-                    if self._owns_out:
-                        out.close()
+        if self._store is not None and not self._store.closed:
+            self.stop_problem = self._store.close()
 
     def __enter__(self) -> Receiver:
         return self.start()
@@ -255,10 +168,9 @@ class Receiver:
 
     @property
     def address(self) -> tuple[str, int]:
-        if self._server is None:
+        if self._http is None:
             raise RuntimeError("receiver is not running")
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._http.address
 
     @property
     def endpoint(self) -> str:
@@ -271,8 +183,29 @@ class Receiver:
         return self.endpoint + TRACES_PATH
 
     @property
+    def grpc_address(self) -> tuple[str, int]:
+        if self._grpc is None:
+            raise RuntimeError("the gRPC receiver is not running")
+        return self._grpc.address
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """``host:port`` for an OTLP/gRPC exporter (``insecure=True``)."""
+        host, port = self.grpc_address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @property
     def forwarder(self) -> Forwarder | None:
         return self._forwarder
+
+    @property
+    def http_server(self) -> HttpServer | None:
+        return self._http
+
+    @property
+    def write_errors(self) -> int:
+        """Requests refused because the output could not take their line."""
+        return self._store.errors if self._store is not None else 0
 
     # -- waiting -----------------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[Receiver], bool], timeout: float) -> bool:
@@ -280,24 +213,14 @@ class Receiver:
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self), timeout)
 
-    # -- called by the handler -----------------------------------------------------------------
-    def _accept(self, batch: codec.Batch) -> None:
-        n = batch.spans
-        line = batch.otlp_json() + b"\n" if self._out_spec is not None else b""
-        ids = batch.trace_ids() if self._track else ()
+    # -- called by the servers -----------------------------------------------------------------
+    def _accepted(self, spans: int, trace_ids: set[str]) -> None:
         with self._cond:
-            if self._out is not None:
-                self._out.write(line)
-                self._out.flush()
-            elif self._out_spec is not None:
-                raise OSError("output is closed")
-            self.spans += n
+            self.spans += spans
             self.requests += 1
-            self.trace_ids.update(ids)
+            if trace_ids:
+                self.trace_ids.update(trace_ids)
             self._cond.notify_all()
-        if self._forwarder is not None:
-            # A JSON request has no protobuf message yet: the forwarding thread builds it.
-            self._forwarder.submit(batch.protobuf)
 
     def _note_refused(self, status: int, message: str) -> None:
         log.info("refused a request (%s): %s", status, message)
@@ -307,4 +230,4 @@ class Receiver:
             self._cond.notify_all()
 
 
-__all__ = ["Limits", "Receiver", "parse_listen"]
+__all__ = ["Limits", "Receiver", "is_loopback", "parse_listen"]

@@ -15,8 +15,9 @@ case) or base64. The struct types are built from one description for both field-
 one that leaves attribute lists as raw JSON, decoded once per distinct list by the converter, and
 a full one that validates everything and names the JSON path of a bad field.
 
-Speed matters here (a Collector file holds millions of spans; issue 3 asks the whole analyzer to
-stay within 3x a plain JSON decode). A line is converted in one of two ways, with the same result:
+Speed matters here (a Collector file holds millions of spans, and the whole analyzer aims to stay
+within 3x a plain JSON decode: docs/performance.md). A line is converted in one of two ways, with
+the same result:
 
 - ``OtlpConverter._fast_line``, the common case (every id canonical, nothing to warn about): the
   ids of the whole line are checked at once, and ``_fast_spans``, the one loop that runs per span,

@@ -1,0 +1,111 @@
+"""Ground truth end to end: generated captures (OTLP lines, Zipkin) with a known shift on one layer go
+through the analyzer, and the diff names exactly that layer (and route), its interval holding the shift."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.diff.captures import ROUTES, capture, write_otlp, write_zipkin
+from tracekit.diff import DiffOptions, ReadOptions, diff, read_side
+
+
+def _diff(tmp_path: Path, base: Any, cand: Any, options: DiffOptions | None = None) -> dict[str, Any]:
+    b = write_otlp(tmp_path / "base.jsonl", base)
+    c = write_zipkin(tmp_path / "cand.json", cand)
+    return diff(
+        read_side("baseline", [str(b)], ReadOptions()),
+        read_side("candidate", [str(c)], ReadOptions()),
+        options,
+    )
+
+
+def _changed(result: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]]]:
+    layers = {layer for layer, row in result["layers"].items() if row["verdict"] != "unchanged"}
+    routes = {
+        (e["route"], layer)
+        for e in result["routes"]
+        for layer, row in e["layers"].items()
+        if row["verdict"] != "unchanged"
+    }
+    return layers, routes
+
+
+@pytest.mark.parametrize("layer", ["db", "ingress", "app"])
+def test_a_shift_on_every_route_is_named_with_its_interval(tmp_path: Path, layer: str) -> None:
+    shift = 3.0
+    result = _diff(
+        tmp_path, capture(300, 1), capture(300, 2, shift_layer=layer, shift_ms=shift, first=10_000)
+    )
+    layers, routes = _changed(result)
+    assert layers == {layer}
+    assert routes == {(f"GET {r}", layer) for r in ROUTES}
+    row = result["layers"][layer]
+    assert row["verdict"] == "regressed"
+    assert row["ci_ms"][0] <= shift <= row["ci_ms"][1]
+    assert result["verdict"] == "regressed"
+    assert result["headline"].startswith(f"regressed: {layer} +")
+
+
+def test_a_shift_on_one_route_is_named_on_that_route(tmp_path: Path) -> None:
+    shift = 4.0
+    base = capture(450, 3)
+    cand = capture(450, 4, shift_layer="db", shift_ms=shift, shift_route="/api/cart", first=10_000)
+    result = _diff(tmp_path, base, cand)
+    layers, routes = _changed(result)
+    assert routes == {("GET /api/cart", "db")}
+    assert layers <= {"db"}
+    row = next(e for e in result["routes"] if e["route"] == "GET /api/cart")["layers"]["db"]
+    assert row["ci_ms"][0] <= shift <= row["ci_ms"][1]
+
+
+def test_an_improvement_is_an_improvement(tmp_path: Path) -> None:
+    result = _diff(tmp_path, capture(300, 5, shift_layer="app", shift_ms=4.0), capture(300, 6, first=10_000))
+    assert result["layers"]["app"]["verdict"] == "improved"
+    assert result["verdict"] == "improved"
+    assert result["layers"]["app"]["ci_ms"][0] <= -4.0 <= result["layers"]["app"]["ci_ms"][1]
+
+
+def test_the_figures_are_the_injected_ones(tmp_path: Path) -> None:
+    """Both sides' percentiles are those of the drawn per-layer times (the analyzer found them exactly)."""
+    import numpy as np
+
+    from tests.diff.captures import layer_ms
+
+    base, cand = capture(200, 7), capture(200, 8, first=10_000)
+    result = _diff(tmp_path, base, cand)
+    for layer in ("edge", "ingress", "app", "db"):
+        for side, traces in (("baseline", base), ("candidate", cand)):
+            truth = np.array(layer_ms(traces, layer))
+            got = result["layers"][layer][side]
+            assert got["p50_ms"] == pytest.approx(float(np.percentile(truth, 50)), abs=1e-6)
+            assert got["p99_ms"] == pytest.approx(float(np.percentile(truth, 99)), abs=1e-6)
+            assert got["count"] == int(np.count_nonzero(truth))
+
+
+@pytest.mark.slow
+def test_same_distribution_captures_through_the_analyzer_stay_unchanged(tmp_path: Path) -> None:
+    """Many same-distribution pairs (different seeds) read from files: flagged at most at alpha's rate
+    with no practical floor, and never with the default floors."""
+    alpha, pairs = 0.05, 120
+    bare = DiffOptions(alpha=alpha, min_shift_ms=0.0, min_shift_ratio=0.0)
+    flagged = flagged_default = 0
+    for i in range(pairs):
+        b = read_side(
+            "baseline", [str(write_otlp(tmp_path / "b.jsonl", capture(120, 2 * i + 100)))], ReadOptions()
+        )
+        c = read_side(
+            "candidate",
+            [str(write_zipkin(tmp_path / "c.json", capture(120, 2 * i + 101, first=10_000)))],
+            ReadOptions(),
+        )
+        flagged += diff(b, c, bare)["verdict"] != "unchanged"
+        flagged_default += diff(b, c)["verdict"] != "unchanged"
+    print(
+        f"false-positive rate through the analyzer: {flagged / pairs:.3f} of {pairs} pairs at alpha {alpha}"
+    )
+    assert flagged / pairs <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / pairs)
+    assert flagged_default == 0
