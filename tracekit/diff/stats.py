@@ -172,6 +172,16 @@ def adjust(p_values: list[float]) -> list[float]:
     return [float(p) for p in np.atleast_1d(adjusted)]
 
 
+def failure_rate_p(base_failed: int, base_total: int, cand_failed: int, cand_total: int) -> float:
+    """Two-sided p-value of Fisher's exact test: did the share of failed requests change?
+
+    Exact for any count (failures are rare: the normal approximation of a two-proportion test fails
+    exactly where it matters, a handful of failures against none).
+    """
+    table = [[cand_failed, cand_total - cand_failed], [base_failed, base_total - base_failed]]
+    return float(sps.fisher_exact(table, alternative="two-sided").pvalue)
+
+
 def floor_ms(baseline_p50_ms: float, min_shift_ms: float, min_shift_ratio: float) -> float:
     """The smallest shift that counts: the absolute floor, or the relative one of the baseline median."""
     return max(min_shift_ms, min_shift_ratio * abs(baseline_p50_ms))

@@ -96,19 +96,23 @@ def route_table(result: dict[str, Any]) -> Table | None:
 
 
 def failure_table(result: dict[str, Any]) -> Table | None:
+    """Failed requests per layer and kind; the layer's failure-rate test on each of its rows."""
     kinds = result["failure_kinds"]
     if not kinds:
         return None
     base_n, cand_n = result["baseline"]["traces"], result["candidate"]["traces"]
     table = Table(title="Failed requests, by layer and kind", box=box.SIMPLE, title_justify="left")
-    for col in ("layer", "kind", "baseline", "candidate"):
-        table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    for col in ("layer", "kind", "baseline", "candidate", "p (layer)", "layer verdict"):
+        table.add_column(col, justify="left" if col in ("layer", "kind", "layer verdict") else "right")
     for item in kinds:
+        layer = result["failures"][item["layer"]]
         table.add_row(
             _layer(item["layer"]),
             Text(item["kind"]),
             f"{item['baseline']:,} ({item['baseline'] / base_n:.1%})",
             f"{item['candidate']:,} ({item['candidate'] / cand_n:.1%})",
+            f"{layer['p_value']:.2g}",
+            _verdict(layer),
         )
     return table
 
