@@ -338,9 +338,10 @@ def headline(result: dict[str, Any]) -> str:
     settings = result["settings"]
     n, m = result["baseline"]["traces"], result["candidate"]["traces"]
     if stats.smallest_p(n, m) >= settings["alpha"]:
+        best = stats.smallest_p(n, m)
         return (
             f"too few requests to tell a change from noise ({n:,} against {m:,}: even all candidate requests "
-            f"slower than every baseline one would give p={stats.smallest_p(n, m):.2g}, alpha {settings['alpha']:g})"
+            f"slower than every baseline one would give p={best:.2g}, alpha {settings['alpha']:g})"
         )
     return (
         f"nothing changed beyond noise ({settings['comparisons']} comparisons, alpha {settings['alpha']:g}, "
