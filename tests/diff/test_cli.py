@@ -177,3 +177,13 @@ def test_stdin_feeds_one_side(pair: tuple[Path, Path]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["candidate"]["traces"] == 240
+
+
+def test_too_few_requests_say_so(tmp_path: Path) -> None:
+    """Three requests a side cannot reach alpha 0.01 whatever they show: the headline says that rather
+    than "nothing changed"."""
+    base = write_otlp(tmp_path / "b.jsonl", capture(3, 41))
+    cand = write_otlp(tmp_path / "c.jsonl", capture(3, 42, shift_layer="db", shift_ms=50.0, first=10_000))
+    result = run(str(base), str(cand))
+    assert result.exit_code == 0
+    assert result.output.startswith("too few requests to tell a change from noise (3 against 3")

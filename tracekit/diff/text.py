@@ -43,7 +43,8 @@ def _sources(side: dict[str, Any]) -> str:
     sources = side["sources"]
     shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
     read = f" (of {side['traces_read']:,} read)" if "traces_read" in side else ""
-    return f"{side['traces']:,} traces{read} from {shown}"
+    noun = "trace" if side["traces"] == 1 else "traces"
+    return f"{side['traces']:,} {noun}{read} from {shown}"
 
 
 def layer_table(result: dict[str, Any]) -> Table:

@@ -35,7 +35,8 @@
 
   // ---- header ------------------------------------------------------------------------------------
   function sideText(name, side) {
-    return name + ": " + side.traces.toLocaleString("en-US") + " traces from " + side.sources.join(", ");
+    return name + ": " + side.traces.toLocaleString("en-US") + (side.traces === 1 ? " trace" : " traces") +
+      " from " + side.sources.join(", ");
   }
   document.getElementById("dk-meta").textContent =
     sideText("baseline", D.baseline) + "\n" + sideText("candidate", D.candidate);
