@@ -54,8 +54,17 @@ __all__ = ["FORMATS", "read_traces"]
 #: Format names ``read_traces(format=...)`` accepts.
 FORMATS = tuple(sorted(FORMAT_ALIASES))
 
-#: What a converter's ``feed`` raises for a document (or line) it cannot use.
-DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, ValueError, OverflowError)
+#: What bad input makes a decoder raise. RecursionError included: the JSON decoders stop at the
+#: interpreter's recursion limit (about 1,000 levels), and 10,000 nested brackets are a bad line,
+#: not a bug.
+DECODE_ERRORS = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    UnicodeDecodeError,
+    ValueError,
+    OverflowError,
+    RecursionError,
+)
 
 #: How messages name each format.
 LABELS = {OTLP: "OTLP JSON", JAEGER: "Jaeger JSON", ZIPKIN: "Zipkin v2 JSON"}
@@ -83,6 +92,8 @@ def error_text(e: BaseException, data: bytes | None = None) -> str:
     failed) ourselves: msgspec releases report them with different exception types and wordings,
     and the error path is the only place the checks cost anything.
     """
+    if isinstance(e, RecursionError):
+        return "JSON nested too deeply to read (arrays or objects more than about 1,000 levels deep)"
     if isinstance(e, UnicodeDecodeError) or (data is not None and not _is_utf8(data)):
         return "invalid UTF-8 in a string (the content is not UTF-8 text)"
     text, path = split_error_path(e)
