@@ -251,7 +251,8 @@ def _print_text(
         out.print(trace_view(trace))
         path = network_path(trace)
         if path:
-            out.print(f"  the way in: {path}")
+            steps = path.replace(" -> ", "\n    -> ")
+            out.print(f"  The way in (addresses from the spans):\n    {steps}\n")
     out.print(layer_table(report["summary"]))
     for table in (failure_table(report["summary"]), route_table(report["summary"])):
         if table is not None:
