@@ -308,6 +308,12 @@ def _print_verdict(chosen: scenarios.Scenario, verdict: dict[str, Any], out: Con
             f"the analyzer blames [bold]{blamed}[/bold] for {on_blamed} of {failed} failed requests"
             f" (all failures: {verdict['failed_layers']})"
         )
+    elif verdict.get("layer_growth_ms"):
+        grew = verdict["layer_growth_ms"].get(str(blamed), 0.0)
+        line = (
+            f"the layer that grew most on {verdict['shaped_pod']}'s requests is [bold]{blamed}[/bold] "
+            f"(mean +{grew:.1f} ms against the other pods' requests)"
+        )
     else:
         p50 = verdict["layer_p50_ms"].get(str(blamed), 0.0)
         line = f"the layer with the largest median time is [bold]{blamed}[/bold] (p50 {p50:.1f} ms)"
