@@ -21,6 +21,9 @@ from demo_app.launcher import Demo, DemoError, DemoOptions, DemoRun
 from demo_app.podman.engine import PodmanError
 from demo_app.podman.manifests import ManifestError
 from demo_app.verdict import judge, representative
+from tracekit.analyze.renderers.text import console_width
+from tracekit.errors import TracekitError
+from tracekit.outputs import prepare_output
 
 _SCENARIO_HELP = "\n".join(f"  {s.name:<18} {s.title}" for s in scenarios.SCENARIOS.values())
 
@@ -64,6 +67,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for the request mix and errors.")
 @click.option(
+    "--network",
+    type=click.Choice(["netns", "loopback"]),
+    help="netns: a namespace and IP per pod, DNS, load balancer and Service VIP in nftables; loopback: "
+    "every process on 127.0.0.1.  [default: netns as root on Linux with nftables and iproute2]",
+)
+@click.option(
+    "--ingress",
+    "ingress_kind",
+    type=click.Choice(["builtin", "caddy"]),
+    default="builtin",
+    show_default=True,
+    help="builtin: the demo's ingress hop; caddy: Caddy configured from deploy/base's Ingress (netns only).",
+)
+@click.option(
     "--runtime",
     default="local",
     show_default=True,
@@ -80,6 +97,8 @@ def demo(
     traces: Path | None,
     rate: float | None,
     seed: int,
+    network: str | None,
+    ingress_kind: str,
     runtime: str,
 ) -> None:
     """Run the whole request journey on this machine and show where the time went.
@@ -89,7 +108,24 @@ def demo(
     Service, and a load generator; then analyses the collected traces, prints a representative
     trace's timeline and the per-layer table, and says which layer the analyzer blames.
     """
+    for path in (report, traces):
+        if path is not None:
+            try:
+                prepare_output(path)  # before the run: a missing directory is created
+            except TracekitError as exc:
+                click.echo(f"tracekit demo: error: {exc}", err=True)
+                sys.exit(2)
     chosen = scenarios.get(scenario)
+    if runtime == "podman":
+        # podman's pods live on podman's own network; the pod network here is for local processes.
+        if network == "netns":
+            raise click.UsageError("--network netns runs the pods as local processes; drop --runtime podman")
+        network = "loopback"
+    network = _network_mode(network, chosen)
+    if ingress_kind == "caddy" and network != "netns":
+        raise click.UsageError(
+            "--ingress caddy needs --network netns (it reaches the pods through the ClusterIP)"
+        )
     options = DemoOptions(
         chosen,
         requests=requests_,
@@ -97,11 +133,13 @@ def demo(
         rate=rate,
         seed=seed,
         traces_path=traces,
+        network=network,
+        ingress=ingress_kind,
         runtime=runtime,
     )
-    # A pipe or file gets the text renderer's width, a terminal its own.
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
-    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 150)
+    # A pipe or file gets the analyzer's text width, a terminal its own.
+    out = Console(highlight=False, width=console_width(sys.stdout))
+    err = Console(stderr=True, highlight=False, width=console_width(sys.stderr))
     if fmt == "text":
         out.print(
             Text.assemble(("tracekit demo", "bold"), f" · scenario {chosen.name}: ", (chosen.title, "bold"))
@@ -144,6 +182,22 @@ def demo(
         click.echo(json.dumps(result, indent=2))
 
 
+def _network_mode(asked: str | None, chosen: scenarios.Scenario) -> str:
+    """The network mode to run: the one asked for, else netns where it can run (a one-line note if not)."""
+    from demo_app.network import unavailable_reason
+
+    why = unavailable_reason() if asked != "loopback" else None
+    if asked == "netns" and why is not None:
+        raise click.UsageError(f"--network netns: {why}")
+    if chosen.name in scenarios.NEEDS_NETNS and (asked == "loopback" or why is not None):
+        reason = "it shapes a pod's link" + (f"; netns cannot run here: {why}" if why else "")
+        raise click.UsageError(f"--scenario {chosen.name} needs --network netns ({reason})")
+    if asked is None and why is not None:
+        click.echo(f"tracekit demo: network loopback ({why}; --network netns needs root on Linux)", err=True)
+        return "loopback"
+    return asked or "netns"
+
+
 def _analyse(
     run: DemoRun, chosen: scenarios.Scenario, fmt: str, report_path: Path | None, out: Console, err: Console
 ) -> dict[str, Any]:
@@ -168,7 +222,11 @@ def _write_html(report: dict[str, Any], path: Path, err: Console) -> str | None:
     except ImportError:
         err.print("tracekit demo: the HTML report renderer is not available in this build; no report written")
         return None
-    path.write_text(render_html(report), encoding="utf-8")
+    try:
+        path.write_text(render_html(report), encoding="utf-8")
+    except OSError as exc:  # the directory was checked before the run; a full disk still fails here
+        err.print(f"tracekit demo: error: {path}: cannot write: {exc.strerror or exc}")
+        return None
     return str(path)
 
 

@@ -1,7 +1,8 @@
 """Errors the library raises; the CLI turns them into one line on stderr and exit code 2.
 
-Library code raises these specific errors and never prints or exits; only ``tracekit.cli``
-translates them (see STYLE.md, point 7). Messages name the file, the line when known, and the field.
+Library code raises these specific errors and never prints or exits; only the commands
+(``tracekit.cli`` and the ``command`` modules it assembles) translate them. Messages name the file,
+the line when known, and the field.
 """
 
 from __future__ import annotations

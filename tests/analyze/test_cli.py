@@ -160,8 +160,24 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path: Path, content: bytes, n
 
 def test_missing_file_and_unwritable_output(tmp_path: Path, otlp_file: Path) -> None:
     one_line_error(run(str(tmp_path / "nope.json")), "nope.json")
-    one_line_error(run(str(otlp_file), "-o", str(tmp_path / "no" / "dir" / "r.json")), "r.json")
     one_line_error(run(str(otlp_file), "-o", str(tmp_path / "r.xyz")), "r.xyz", "suffix")
+    one_line_error(run(str(otlp_file), "--format", "json", "-o", str(tmp_path)), "is a directory")
+
+
+@pytest.mark.parametrize("suffix", ["json", "html", "txt"])
+def test_output_directories_are_created(tmp_path: Path, otlp_file: Path, suffix: str) -> None:
+    out = tmp_path / "no" / "dir" / f"r.{suffix}"
+    result = run(str(otlp_file), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert out.stat().st_size > 0
+
+
+def test_output_under_a_file_is_refused_before_any_work(tmp_path: Path, otlp_file: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the directory should be")
+    result = run(str(otlp_file), "-o", str(blocker / "r.json"))
+    one_line_error(result, str(blocker / "r.json"), "cannot create its directory: a file is in the way")
+    assert result.stdout == ""
 
 
 def test_partial_input_gives_results_and_warnings(tmp_path: Path, otlp_file: Path) -> None:

@@ -1,4 +1,4 @@
-"""Every processor: same signature, returns the tree, copes with odd trees (STYLE.md point 1)."""
+"""Every processor: same signature, returns the tree, copes with odd trees ."""
 
 from __future__ import annotations
 

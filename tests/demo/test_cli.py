@@ -14,11 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from tracekit.analyze.api import analyze_paths
+from tracekit.analyze.renderers.text import TextRenderer
 from tracekit.cli import main
 
 
+@pytest.mark.slow
 def test_demo_text_output_report_and_kept_traces(tmp_path: Path) -> None:
-    report, traces = tmp_path / "report.html", tmp_path / "spans.jsonl"
+    # The files' directories do not exist yet: the demo creates them before it starts.
+    report, traces = tmp_path / "out" / "report.html", tmp_path / "kept" / "spans.jsonl"
     args = ["demo", "--requests", "20", "--replicas", "1", "--scenario", "db-error"]
     result = CliRunner().invoke(main, [*args, "--report", str(report), "--traces", str(traces)])
     assert result.exit_code == 0, result.output
@@ -26,6 +29,9 @@ def test_demo_text_output_report_and_kept_traces(tmp_path: Path) -> None:
     assert "scenario db-error" in out
     assert "A representative trace" in out and "Where the time went, per layer" in out
     assert "Verdict" in out and "injected: db" in out
+    # Not a terminal: rows are laid out at the analyzer's width for files and pipes, where the
+    # waterfall rows need more than 150 columns.
+    assert 150 < max(len(line) for line in out.splitlines()) <= TextRenderer.width_default
     assert report.is_file() and report.read_text().lstrip().lower().startswith("<!doctype html")
     assert analyze_paths([traces])["summary"]["traces"] == 20
 
@@ -38,6 +44,17 @@ def test_demo_json_output() -> None:
     assert data["requests_sent"] == data["traces_received"] == data["traces_analyzed"] == 20
     assert set(data["layer_p50_ms"]) >= {"edge", "ingress", "service", "app", "sidecar", "db"}
     assert data["summary"]["traces"] == 20
+
+
+def test_demo_refuses_an_unwritable_report_before_starting(tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the directory should be")
+    result = CliRunner().invoke(main, ["demo", "--report", str(blocker / "r.html")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"tracekit demo: error: {blocker / 'r.html'}: cannot create its directory: a file is in the way"
+    ]
+    assert result.stdout == ""  # nothing ran: not even the banner
 
 
 def test_demo_rejects_an_unknown_scenario() -> None:

@@ -1,13 +1,15 @@
 """A tiny OTLP/HTTP trace receiver on 127.0.0.1 for tests: decodes ExportTraceServiceRequest protobufs.
 
 Spans are flattened into dicts (``name``, ``kind``, ``trace_id``, ``span_id``, ``parent_id``,
-``attributes``, ``resource``) so tests can assert on what really went over the wire.
+``attributes``, ``resource``, ``events``, ``status``) so tests can assert on what really went over the
+wire. ``delay`` makes it a slow collector (seconds before each answer).
 """
 
 from __future__ import annotations
 
 import gzip
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -30,7 +32,8 @@ def _attrs(kvs: Any) -> dict[str, Any]:
 
 
 class OtlpReceiver:
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
         self.spans: list[dict[str, Any]] = []
         self.cond = threading.Condition()
         receiver = self
@@ -42,6 +45,8 @@ class OtlpReceiver:
                     body = gzip.decompress(body)
                 req = ExportTraceServiceRequest()
                 req.ParseFromString(body)
+                if receiver.delay:
+                    time.sleep(receiver.delay)  # a slow collector: the answer (and the ack) comes late
                 receiver._add(req)
                 out = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
@@ -71,6 +76,8 @@ class OtlpReceiver:
                                 "parent_id": s.parent_span_id.hex() or None,
                                 "attributes": _attrs(s.attributes),
                                 "resource": resource,
+                                "events": [(e.name, _attrs(e.attributes)) for e in s.events],
+                                "status": (s.status.code, s.status.message),
                             }
                         )
             self.cond.notify_all()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-from collections.abc import Iterator
 
 import flask
 import pytest
@@ -16,7 +13,7 @@ from tests.k8s.conftest import seed
 from tests.tracing.otlp_receiver import OtlpReceiver
 from tracekit import attributes as a
 from tracekit.tracing import provider
-from tracekit.tracing.processor import CountingBatchSpanProcessor
+from tracekit.tracing.processor import BoundedBatchSpanProcessor
 
 
 def _app() -> flask.Flask:
@@ -33,7 +30,7 @@ def test_otlp_http_export_carries_pod_and_routing_context(kube, monkeypatch: pyt
         monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test")
         app = tracekit.instrument(_app(), service_name="shop")
         rt = provider.current()
-        assert isinstance(rt.processor, CountingBatchSpanProcessor) and rt.owns_provider
+        assert isinstance(rt.processor, BoundedBatchSpanProcessor) and rt.owns_provider
         assert Client(app).get("/items/7?api_key=k3y", headers={"Host": "shop.example.com"}).json == {"n": 7}
         rt.provider.force_flush()
         (span,) = receiver.wait_spans(1)
@@ -73,46 +70,17 @@ def test_grpc_without_the_optional_package_falls_back(monkeypatch, caplog: pytes
     assert "tracekit[grpc]" in caplog.text
 
 
-@pytest.fixture
-def blackhole() -> Iterator[tuple[str, threading.Event]]:
-    """A 'collector' that accepts connections and never answers: exports hang until their timeout."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    connected = threading.Event()
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            held.append(conn)
-            connected.set()
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}", connected
-    stop.set()
-    t.join(2)
-    for c in held:
-        c.close()
-    srv.close()
-
-
 def test_collector_down_requests_complete_and_drops_are_counted(
     blackhole, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     endpoint, connected = blackhole
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "30")
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "4")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
-    caplog.set_level(logging.WARNING)
+    monkeypatch.setenv("TRACEKIT_SHUTDOWN_TIMEOUT", "1")
+    caplog.set_level(logging.INFO)
     app = tracekit.instrument(_app(), k8s="off")
     client = Client(app)
     assert client.get("/items/1").status_code == 200
@@ -121,7 +89,11 @@ def test_collector_down_requests_complete_and_drops_are_counted(
     statuses = [client.get(f"/items/{i}").status_code for i in range(40)]
     assert statuses == [200] * 40
     rt = provider.current()
-    assert rt.dropped_spans > 0
-    drop_lines = [r for r in caplog.records if "span export queue full" in r.getMessage()]
-    assert len(drop_lines) == 1  # rate-limited: one line, not one per span
+    counts = rt.export_counts()
+    assert counts.ended == 42 and counts.exported == 0
+    assert rt.dropped_spans == counts.dropped >= 42 - 4 - 2  # at most a full queue and one batch kept
+    provider.shutdown()  # bounded by TRACEKIT_SHUTDOWN_TIMEOUT although the collector never answers
+    final = [r for r in caplog.records if "span export stopped" in r.getMessage()]
+    assert len(final) == 1 and "0 exported" in final[0].getMessage()
+    assert final[0].levelno == logging.WARNING
     assert not [r for r in caplog.records if r.getMessage().startswith("Queue full")]

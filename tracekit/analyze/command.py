@@ -18,6 +18,7 @@ import click
 
 from tracekit.analyze.model import Trace
 from tracekit.errors import RendererOptionError, TraceFormatError, TracekitError
+from tracekit.outputs import prepare_output
 
 #: Warnings printed one by one before the rest are only counted.
 MAX_WARNINGS_SHOWN = 10
@@ -293,6 +294,8 @@ def _run(
         else get_renderer(out_format)
     )
     options = Options(rules=load_rules(rules_path), adjust_skew=not no_skew)
+    if output not in (None, "-"):
+        prepare_output(output)  # the last check before any work: a missing directory is created
     if out_format == "html" and slowest is None and not jaeger_url and paths.count("-") <= 1:
         _run_html(paths, output, options, trace_ids, sink)
         return
@@ -369,10 +372,9 @@ def _render(report: dict[str, Any], out_format: str, output: str | None, rendere
     if out_format == "text" and output in (None, "-"):
         from rich.console import Console
 
-        from tracekit.analyze.renderers.text import TextRenderer, print_report
+        from tracekit.analyze.renderers.text import console_width, print_report
 
-        tty = sys.stdout.isatty()
-        print_report(report, Console(highlight=False, width=None if tty else TextRenderer.width_default))
+        print_report(report, Console(highlight=False, width=console_width(sys.stdout)))
         return
     with _open_output(output, binary=False) as out:
         out.write(renderer.render(report))

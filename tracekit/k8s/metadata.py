@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,11 +60,30 @@ def timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
         return DEFAULT_TIMEOUT
 
 
-def pod_context(environ: Mapping[str, str] | None = None, *, mode: str | None = None) -> PodContext:
+_startup: dict[int, float] = {}
+
+
+def startup_deadline(environ: Mapping[str, str] | None = None) -> float:
+    """When this process's start-up waits on the API must end (``time.monotonic()``).
+
+    Fixed at the first call in a process: the pod lookup (from the resource detector or ``configure``)
+    and the wait for the first routing lists all take their time from one ``TRACEKIT_K8S_TIMEOUT``.
+    """
+    with _cache_lock:
+        pid = os.getpid()
+        if pid not in _startup:
+            _startup[pid] = time.monotonic() + timeout_from_env(environ)
+        return _startup[pid]
+
+
+def pod_context(
+    environ: Mapping[str, str] | None = None, *, mode: str | None = None, deadline: float | None = None
+) -> PodContext:
     """Return this process's :class:`PodContext`, doing the API lookup at most once per configuration.
 
     The cache key holds every input (mode, kubeconfig, Downward API values, pid), so a fork or a test
-    that changes the environment gets a fresh context.
+    that changes the environment gets a fresh context. ``deadline`` (``time.monotonic()``) ends the wait
+    for the lookup; by default the process's :func:`startup_deadline`.
     """
     env = os.environ if environ is None else environ
     mode = mode or client.mode_from_env(env)
@@ -74,11 +94,13 @@ def pod_context(environ: Mapping[str, str] | None = None, *, mode: str | None = 
         env.get("KUBERNETES_SERVICE_HOST"),
         *(env.get(v) for v in ENV_VARS),
     )
+    if deadline is None:
+        deadline = startup_deadline(env)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             return hit
-        ctx = _build(env, mode)
+        ctx = _build(env, mode, deadline)
         _cache[key] = ctx
         return ctx
 
@@ -87,9 +109,10 @@ def clear_cache() -> None:
     """Forget cached contexts (tests; a long-lived process that wants a fresh lookup)."""
     with _cache_lock:
         _cache.clear()
+        _startup.clear()
 
 
-def _build(env: Mapping[str, str], mode: str) -> PodContext:
+def _build(env: Mapping[str, str], mode: str, deadline: float) -> PodContext:
     attrs = pod_attributes(env)
     conn = client.connect(mode, env)
     if conn is None:
@@ -104,6 +127,7 @@ def _build(env: Mapping[str, str], mode: str) -> PodContext:
         return PodContext(attrs, None, namespace, None, conn)
 
     timeout = timeout_from_env(env)
+    timeout = max(0.0, min(timeout, deadline - time.monotonic()))
     result: dict[str, Any] = {}
     worker = threading.Thread(
         target=_lookup_into, args=(result, conn, namespace, pod_name, timeout), daemon=True

@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -134,8 +135,9 @@ class RoutingWatch:
         self._threads = [t for t in self._threads if t.is_alive()]
 
     def wait_settled(self, timeout: float) -> bool:
-        """Wait until every resource had its first list attempt (success or failure)."""
-        return all(ev.wait(timeout) for ev in self._settled.values())
+        """Wait until every resource had its first list attempt (success or failure); ``timeout`` in total."""
+        deadline = time.monotonic() + timeout
+        return all(ev.wait(max(0.0, deadline - time.monotonic())) for ev in self._settled.values())
 
     def wait_for(self, predicate: Callable[[RoutingTable], bool], timeout: float) -> bool:
         """Wait until ``predicate(self.table)`` holds (re-checked on every new table and every error)."""

@@ -5,11 +5,15 @@ What it sets up, once per process (calling again is a no-op that returns the sam
 * a ``TracerProvider`` whose resource carries the pod's ``k8s.*`` attributes (Downward API variables plus
   one bounded API lookup, see ``tracekit.k8s.metadata``), unless the app already configured a provider
   (or passes one), which is then used as is;
-* a bounded :class:`~tracekit.tracing.processor.CountingBatchSpanProcessor` with the OTLP exporter the
-  standard ``OTEL_*`` variables describe (``http/protobuf`` by default; ``grpc`` when the optional
-  ``opentelemetry-exporter-otlp-proto-grpc`` package is installed);
+* a :class:`~tracekit.tracing.processor.BoundedBatchSpanProcessor` (bounded queue, exact counts, redaction
+  at export) with the OTLP exporter the standard ``OTEL_*`` variables describe (``http/protobuf`` by
+  default; ``grpc`` when the optional ``opentelemetry-exporter-otlp-proto-grpc`` package is installed),
+  whose export timeout never exceeds the shutdown bound;
+* for a provider tracekit created: the way out (``tracekit.tracing.shutdown``): a bounded flush on
+  SIGTERM/SIGINT that chains the previous handler, and a bounded final flush at exit;
 * W3C ``traceparent`` + ``baggage`` propagation (unless ``OTEL_PROPAGATORS`` says otherwise);
-* the OpenTelemetry requests instrumentation for outgoing calls and, for ``instrument(app)``, the Flask
+* the OpenTelemetry requests instrumentation for outgoing calls, the database instrumentations for the
+  installed clients (``tracekit.tracing.databases``) and, for ``instrument(app)``, the Flask
   instrumentation on that app with tracekit's hooks (routing attributes, secret redaction);
 * for ``instrument(app)`` in a cluster: the background routing watch (``tracekit.k8s.watch``).
 
@@ -19,9 +23,11 @@ logged once and tracing continues without the missing attributes.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,11 +39,17 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from tracekit import attributes as a
-from tracekit.k8s.metadata import PodContext, pod_context, timeout_from_env
+from tracekit.k8s.metadata import PodContext, pod_context, startup_deadline
 from tracekit.k8s.routing import RoutingTable
-from tracekit.tracing import hooks
-from tracekit.tracing.processor import CountingBatchSpanProcessor
-from tracekit.tracing.redact import protect_header_capture, query_keys_from_env
+from tracekit.tracing import databases, hooks
+from tracekit.tracing import shutdown as way_out
+from tracekit.tracing.processor import BoundedBatchSpanProcessor, ExportCounts
+from tracekit.tracing.redact import (
+    protect_header_capture,
+    query_keys_from_env,
+    secret_headers,
+    span_redactor,
+)
 
 log = logging.getLogger("tracekit.tracing")
 
@@ -48,16 +60,28 @@ class Runtime:
 
     provider: Any  # the TracerProvider spans go to
     owns_provider: bool
-    processor: CountingBatchSpanProcessor | SpanProcessor | None
+    processor: BoundedBatchSpanProcessor | SpanProcessor | None
     pod: PodContext
     query_keys: frozenset[str]
     requests_instrumented: bool
     routing: Any = None  # RoutingWatch | StaticRouting | None, started by instrument()
+    exit_hooks: way_out.ExitHooks | None = None
+    #: Database client libraries instrumented by :func:`configure` (names as in OTEL_PYTHON_DISABLED_...).
+    databases: tuple[str, ...] = ()
+    #: When the start-up waits (pod lookup, first routing lists) must be over (time.monotonic()).
+    startup_deadline: float = 0.0
+
+    def export_counts(self) -> ExportCounts | None:
+        """Exported/failed/dropped/pending span counts of tracekit's processor (None with another one)."""
+        if isinstance(self.processor, BoundedBatchSpanProcessor):
+            return self.processor.counts()
+        return None
 
     @property
     def dropped_spans(self) -> int:
-        """Spans dropped because the export queue was full (collector slow or down)."""
-        return int(getattr(self.processor, "dropped", 0))
+        """Spans never sent: export queue full (collector slow or down), or cut off at shutdown."""
+        counts = self.export_counts()
+        return counts.dropped if counts is not None else 0
 
 
 _runtime: Runtime | None = None
@@ -105,7 +129,24 @@ def build_resource(service_name: str | None, pod: PodContext) -> Resource:
     return resource
 
 
-def make_exporter(environ: Mapping[str, str] | None = None) -> SpanExporter | None:
+def export_timeout(bound: float, environ: Mapping[str, str] | None = None) -> float:
+    """Seconds one export may take: the OTLP timeout variables (default 10), never more than ``bound``.
+
+    A collector that accepts and never answers then costs at most the shutdown bound per export, so the
+    bound holds on the way out however many batches are queued.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or env.get("OTEL_EXPORTER_OTLP_TIMEOUT") or ""
+    try:
+        configured = float(raw) if raw.strip() else 10.0
+    except ValueError:
+        configured = 10.0
+    return max(0.001, min(configured if configured > 0 else 10.0, bound if bound > 0 else configured))
+
+
+def make_exporter(
+    environ: Mapping[str, str] | None = None, *, timeout: float | None = None
+) -> SpanExporter | None:
     """The span exporter the standard variables ask for (``OTEL_TRACES_EXPORTER``, ``..._PROTOCOL``)."""
     env = os.environ if environ is None else environ
     kind = (env.get("OTEL_TRACES_EXPORTER") or "otlp").split(",")[0].strip().lower()
@@ -130,12 +171,12 @@ def make_exporter(environ: Mapping[str, str] | None = None) -> SpanExporter | No
                 "tracekit: OTLP protocol grpc needs `pip install 'tracekit[grpc]'`; using http/protobuf"
             )
         else:
-            return Grpc()
+            return Grpc(timeout=timeout)
     elif protocol != "http/protobuf":
         log.warning("tracekit: OTLP protocol %r is not supported; using http/protobuf", protocol)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter()
+    return OTLPSpanExporter(timeout=timeout)
 
 
 def _set_propagators() -> None:
@@ -169,6 +210,7 @@ def configure(
     span_processor: SpanProcessor | None = None,
     k8s: str | None = None,
     instrument_requests: bool = True,
+    instrument_databases: bool = True,
 ) -> Runtime | None:
     """Set up tracing for this process (idempotent); return the :class:`Runtime`, or None if disabled.
 
@@ -177,6 +219,7 @@ def configure(
     :param span_processor: use this processor instead of the batch OTLP exporter (tests, benchmarks).
     :param k8s: override ``TRACEKIT_K8S`` (``auto`` | ``kubeconfig`` | ``off``).
     :param instrument_requests: instrument outgoing ``requests`` calls.
+    :param instrument_databases: instrument the installed database clients (see ``databases.py``).
     """
     global _runtime
     with _lock:
@@ -185,10 +228,12 @@ def configure(
         if sdk_disabled():
             log.info("tracekit: OTEL_SDK_DISABLED=true, tracing is off")
             return None
+        deadline = startup_deadline()
         protect_header_capture()
         query_keys = query_keys_from_env()
-        pod = pod_context(mode=k8s)
+        pod = pod_context(mode=k8s, deadline=deadline)
         processor: Any = None
+        exit_hooks = None
         existing = trace.get_tracer_provider()
         if tracer_provider is not None:
             provider, owns = tracer_provider, False
@@ -196,24 +241,46 @@ def configure(
             log.info("tracekit: using the TracerProvider the application already configured")
             provider, owns = existing, False
         else:
-            provider, owns = TracerProvider(resource=build_resource(service_name, pod)), True
+            # No SDK exit hook: tracekit's own is bounded (the SDK's waits 30 s and more per processor).
+            provider = TracerProvider(resource=build_resource(service_name, pod), shutdown_on_exit=False)
+            owns = True
             _ours.add(provider)
+            budget = way_out.Budget(way_out.timeout_from_env())
             if span_processor is None:
-                exporter = make_exporter()
+                exporter = make_exporter(timeout=export_timeout(budget.seconds))
                 if exporter is not None:
-                    span_processor = CountingBatchSpanProcessor(exporter)
+                    span_processor = BoundedBatchSpanProcessor(
+                        exporter, budget=budget, prepare=span_redactor(query_keys, secret_headers())
+                    )
             if span_processor is not None:
                 provider.add_span_processor(span_processor)
             processor = span_processor
             if not isinstance(existing, TracerProvider):
                 trace.set_tracer_provider(provider)  # the global can be set once per process
+            exit_hooks = _exit_hooks(provider, budget)
         if not owns and span_processor is not None:
             provider.add_span_processor(span_processor)
             processor = span_processor
         _set_propagators()
         requests_done = _instrument_requests(provider, query_keys) if instrument_requests else False
-        _runtime = Runtime(provider, owns, processor, pod, query_keys, requests_done)
+        dbs = databases.instrument(provider) if instrument_databases else ()
+        _runtime = Runtime(
+            provider, owns, processor, pod, query_keys, requests_done, None, exit_hooks, dbs, deadline
+        )
         return _runtime
+
+
+def _exit_hooks(provider: Any, budget: way_out.Budget) -> way_out.ExitHooks:
+    """Flush on SIGTERM/SIGINT (unless TRACEKIT_SHUTDOWN_SIGNALS=off) and at exit, within ``budget``."""
+    hooks_ = way_out.ExitHooks(
+        flush=lambda: provider.force_flush(int(max(0.0, budget.left() - way_out.FINAL_RESERVE) * 1000)),
+        close=provider.shutdown,
+        budget=budget,
+    )
+    if way_out.signals_enabled():
+        hooks_.install()
+    atexit.register(hooks_.finish)
+    return hooks_
 
 
 def start_routing(rt: Runtime, *, watch_timeout: int = 300) -> Any:
@@ -222,8 +289,9 @@ def start_routing(rt: Runtime, *, watch_timeout: int = 300) -> Any:
         from tracekit.k8s.watch import RoutingWatch
 
         rt.routing = RoutingWatch(rt.pod.connection, rt.pod.labels, watch_timeout=watch_timeout).start()
-        # Bounded wait so the first requests already carry routing attributes; never longer.
-        rt.routing.wait_settled(timeout_from_env())
+        # Bounded wait so the first requests already carry routing attributes: what is left of the
+        # start-up budget (TRACEKIT_K8S_TIMEOUT covers the pod lookup and this wait together).
+        rt.routing.wait_settled(max(0.0, rt.startup_deadline - time.monotonic()))
     return rt.routing
 
 
@@ -290,9 +358,9 @@ def instrument(
 
 
 def shutdown() -> None:
-    """Undo :func:`configure`: stop the watch, flush and shut down our provider, forget the set-up.
+    """Undo :func:`configure`: stop the watch, flush and shut down our provider (bounded), forget the set-up.
 
-    Flask apps stay instrumented. Meant for tests and for processes that re-configure.
+    Flask apps and database clients stay instrumented. Meant for tests and for processes that re-configure.
     """
     global _runtime
     with _lock:
@@ -305,5 +373,10 @@ def shutdown() -> None:
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
         RequestsInstrumentor().uninstrument()
-    if rt.owns_provider:
+    databases.uninstrument(rt.databases)
+    if rt.exit_hooks is not None:
+        rt.exit_hooks.uninstall()
+        atexit.unregister(rt.exit_hooks.finish)
+        rt.exit_hooks.finish()
+    elif rt.owns_provider:
         rt.provider.shutdown()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def post_instrument() -> None:
     """Entry point ``opentelemetry_post_instrument: tracekit``. Never raises."""
     global routing
     try:
-        from tracekit.k8s.metadata import pod_context, timeout_from_env
+        from tracekit.k8s.metadata import pod_context, startup_deadline
         from tracekit.tracing.provider import sdk_disabled
         from tracekit.tracing.redact import protect_header_capture, query_keys_from_env
 
@@ -40,16 +41,20 @@ def post_instrument() -> None:
             log.info(
                 "tracekit: add tracekit_k8s to OTEL_EXPERIMENTAL_RESOURCE_DETECTORS for k8s.* attributes"
             )
+        deadline = startup_deadline()
         protect_header_capture()
         keys = query_keys_from_env()
-        pod = pod_context()
+        pod = pod_context(deadline=deadline)
         if pod.connection is not None and routing is None:
             from tracekit.k8s.watch import RoutingWatch
 
             routing = RoutingWatch(pod.connection, pod.labels).start()
-            routing.wait_settled(timeout_from_env())
+            routing.wait_settled(max(0.0, deadline - time.monotonic()))
         _reinstrument_flask(routing, keys)
         _reinstrument_requests(keys)
+        from tracekit.tracing.databases import upgrade_stock_sqlite3
+
+        upgrade_stock_sqlite3()  # conn.execute(...) gives DB spans too
     except Exception as exc:
         log.warning("tracekit: zero-code set-up incomplete: %s", exc)
 

@@ -1,6 +1,6 @@
 """Processors: small pure steps over one :class:`~tracekit.analyze.tree.SpanTree`.
 
-Every processor has the same signature (STYLE.md, point 1)::
+Every processor has the same signature::
 
     tree = processor(tree, options)
 

@@ -7,7 +7,7 @@ the aggregate tables come from the summary, which covers every trace read.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import IO, Any
 
 from rich import box
 from rich.console import Console, Group
@@ -234,3 +234,9 @@ class TextRenderer(Renderer):
         console = Console(file=buf, width=self.width, force_terminal=self.color, no_color=not self.color)
         print_report(data, console)
         return buf.getvalue()
+
+
+def console_width(stream: IO[str]) -> int | None:
+    """The width text output is laid out at: a terminal's own (``None``), else
+    :attr:`TextRenderer.width_default` (a file or a pipe). Every command printing reports uses it."""
+    return None if stream.isatty() else TextRenderer.width_default

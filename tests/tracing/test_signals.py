@@ -1,0 +1,202 @@
+"""The way out, with real servers, real signals and a real OTLP receiver: no span lost, no signal swallowed.
+
+Each app gets N requests and a signal right after. The batch delay is long (60 s), so every span the
+receiver holds was sent by the flush on the way out. Exit statuses are the ones the same process has
+without tracekit: the default action kills with the signal (-15), a chained handler decides itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.tracing.otlp_receiver import OtlpReceiver
+
+pytestmark = pytest.mark.slow
+
+N = 30
+SERVER_KIND = 2  # SPAN_KIND_SERVER in OTLP
+
+APP = textwrap.dedent("""
+    import logging, os, signal, sys
+    import flask
+    import tracekit
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    logging.basicConfig(level=logging.INFO)
+
+    app = flask.Flask("shutdown")
+
+    @app.get("/items/<int:n>")
+    def item(n):
+        return {"n": n}
+
+    if os.environ.get("APP_OWN_HANDLER"):  # the app's own SIGTERM handler, installed before tracekit
+        def own(signum, frame):
+            print("own handler ran", flush=True)
+            sys.exit(3)
+        signal.signal(signal.SIGTERM, own)
+
+    tracekit.instrument(app, service_name="shutdown")
+
+    if __name__ == "__main__":
+        kind, port = sys.argv[1], int(sys.argv[2])
+        if kind == "waitress":
+            import waitress
+            waitress.serve(app, host="127.0.0.1", port=port, threads=4)
+        elif kind == "werkzeug":
+            app.run(host="127.0.0.1", port=port)
+        elif kind == "script":  # no server: spans from a plain loop, then wait to be stopped
+            tracer = trace.get_tracer("script")
+            for i in range(int(os.environ["SCRIPT_SPANS"])):
+                with tracer.start_as_current_span(f"work {i}", kind=SpanKind.SERVER):
+                    pass
+            print("ready", flush=True)
+            while True:
+                signal.pause()
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(endpoint: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACEKIT_"))}
+    env.update(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "60000",
+            "TRACEKIT_K8S": "off",
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+    )
+    return env
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def _serve(tmp_path: Path, argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
+    (tmp_path / "app.py").write_text(APP)
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_listening(port, proc)
+    return proc
+
+
+def _requests(port: int, n: int = N) -> None:
+    with requests.Session() as s:
+        for i in range(n):
+            assert s.get(f"http://127.0.0.1:{port}/items/{i}", timeout=10).json() == {"n": i}
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> tuple[int, str, str]:
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("kind", ["waitress", "werkzeug"])
+def test_sigterm_right_after_requests_loses_no_span(tmp_path: Path, kind: str) -> None:
+    port = _free_port()
+    with OtlpReceiver() as receiver:
+        proc = _serve(tmp_path, [sys.executable, "app.py", kind, str(port)], _env(receiver.endpoint), port)
+        _requests(port)
+        code, _, err = _stop(proc)
+        spans = receiver.wait_spans(N)
+    assert code == -signal.SIGTERM, err[-3000:]  # the default action, as without tracekit
+    assert len([s for s in spans if s["kind"] == SERVER_KIND]) == N, err[-3000:]
+    assert f"{N} exported, 0 dropped" in err
+
+
+def test_sigterm_under_gunicorn_loses_no_span(tmp_path: Path) -> None:
+    port = _free_port()
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    argv = [gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "30", "app:app"]
+    with OtlpReceiver() as receiver:
+        proc = _serve(tmp_path, argv, _env(receiver.endpoint), port)
+        _requests(port)
+        code, _, err = _stop(proc)
+        spans = receiver.wait_spans(N)
+    assert code == 0, err[-3000:]
+    assert len([s for s in spans if s["kind"] == SERVER_KIND]) == N, err[-3000:]
+
+
+def test_plain_script_sigint_and_sigterm(tmp_path: Path) -> None:
+    for sig, expected in ((signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, -signal.SIGINT)):
+        with OtlpReceiver() as receiver:
+            proc = _script(tmp_path, _env(receiver.endpoint, SCRIPT_SPANS="25"))
+            code, _, err = _stop(proc, sig)
+            spans = receiver.wait_spans(25)
+        # SIGINT: Python's own handler raises KeyboardInterrupt, which ends the process with SIGINT.
+        assert code == expected, err[-3000:]
+        assert len(spans) == 25, err[-3000:]
+
+
+def _script(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    (tmp_path / "app.py").write_text(APP)
+    proc = subprocess.Popen([sys.executable, "app.py", "script", "0"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.communicate()
+    return proc
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_the_apps_own_handler_is_chained(tmp_path: Path, traced: bool) -> None:
+    """The same exit with and without tracekit: the app's handler runs and decides the status."""
+    with OtlpReceiver() as receiver:
+        env = _env(receiver.endpoint, APP_OWN_HANDLER="1", SCRIPT_SPANS="25")
+        if not traced:
+            env["OTEL_SDK_DISABLED"] = "true"
+        proc = _script(tmp_path, env)
+        code, out, err = _stop(proc)
+        spans = receiver.wait_spans(25 if traced else 0, timeout=10 if traced else 0)
+    assert code == 3 and out.strip() == "own handler ran", (code, out, err[-3000:])
+    assert len(spans) == (25 if traced else 0)
+
+
+def test_hung_collector_under_gunicorn_exits_within_the_bound(tmp_path: Path, blackhole) -> None:
+    """Several batches queued for a collector that never answers: the worker still stops in time."""
+    endpoint, connected = blackhole
+    port = _free_port()
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    argv = [gunicorn, "-w", "1", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "120", "app:app"]
+    env = _env(
+        endpoint,
+        TRACEKIT_SHUTDOWN_TIMEOUT="2",
+        OTEL_EXPORTER_OTLP_TIMEOUT="100",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="5",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    )
+    proc = _serve(tmp_path, argv, env, port)
+    _requests(port, 5)
+    assert connected.wait(10), "the first batch should be stuck at the silent collector"
+    _requests(port, 20)  # four more batches queue up behind it
+    # Without the bound: 100 s per batch, then gunicorn's 120 s graceful timeout. The wait is a guard.
+    code, _, err = _stop(proc, timeout=60)
+    assert code == 0, err[-3000:]
+    assert "span export stopped" in err and "0 exported" in err, err[-3000:]
