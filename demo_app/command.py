@@ -117,10 +117,11 @@ def demo(
                 sys.exit(2)
     chosen = scenarios.get(scenario)
     if runtime == "podman":
-        # podman's pods live on podman's own network; the pod network here is for local processes.
-        if network == "netns":
-            raise click.UsageError("--network netns runs the pods as local processes; drop --runtime podman")
-        network = "loopback"
+        # Podman's pods live on a podman network of their own unless --network netns puts them behind
+        # the pod network's Service VIP; a link fault needs the pod's own link, which podman does not give.
+        if chosen.link_fault is not None:
+            raise click.UsageError(f"scenario {chosen.name} shapes a pod's link: it needs --runtime local")
+        network = network or "loopback"
     network = _network_mode(network, chosen)
     if ingress_kind == "caddy" and network != "netns":
         raise click.UsageError(
