@@ -67,6 +67,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for the request mix and errors.")
 @click.option(
+    "--network",
+    type=click.Choice(["netns", "loopback"]),
+    help="netns: a namespace and IP per pod, DNS, load balancer and Service VIP in nftables; loopback: "
+    "every process on 127.0.0.1.  [default: netns as root on Linux with nftables and iproute2]",
+)
+@click.option(
+    "--ingress",
+    "ingress_kind",
+    type=click.Choice(["builtin", "caddy"]),
+    default="builtin",
+    show_default=True,
+    help="builtin: the demo's ingress hop; caddy: Caddy configured from deploy/base's Ingress (netns only).",
+)
+@click.option(
     "--runtime",
     default="local",
     show_default=True,
@@ -83,6 +97,8 @@ def demo(
     traces: Path | None,
     rate: float | None,
     seed: int,
+    network: str | None,
+    ingress_kind: str,
     runtime: str,
 ) -> None:
     """Run the whole request journey on this machine and show where the time went.
@@ -100,6 +116,16 @@ def demo(
                 click.echo(f"tracekit demo: error: {exc}", err=True)
                 sys.exit(2)
     chosen = scenarios.get(scenario)
+    if runtime == "podman":
+        # podman's pods live on podman's own network; the pod network here is for local processes.
+        if network == "netns":
+            raise click.UsageError("--network netns runs the pods as local processes; drop --runtime podman")
+        network = "loopback"
+    network = _network_mode(network, chosen)
+    if ingress_kind == "caddy" and network != "netns":
+        raise click.UsageError(
+            "--ingress caddy needs --network netns (it reaches the pods through the ClusterIP)"
+        )
     options = DemoOptions(
         chosen,
         requests=requests_,
@@ -107,6 +133,8 @@ def demo(
         rate=rate,
         seed=seed,
         traces_path=traces,
+        network=network,
+        ingress=ingress_kind,
         runtime=runtime,
     )
     # A pipe or file gets the analyzer's text width, a terminal its own.
@@ -152,6 +180,22 @@ def demo(
     runner.cleanup()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
+
+
+def _network_mode(asked: str | None, chosen: scenarios.Scenario) -> str:
+    """The network mode to run: the one asked for, else netns where it can run (a one-line note if not)."""
+    from demo_app.network import unavailable_reason
+
+    why = unavailable_reason() if asked != "loopback" else None
+    if asked == "netns" and why is not None:
+        raise click.UsageError(f"--network netns: {why}")
+    if chosen.name in scenarios.NEEDS_NETNS and (asked == "loopback" or why is not None):
+        reason = "it shapes a pod's link" + (f"; netns cannot run here: {why}" if why else "")
+        raise click.UsageError(f"--scenario {chosen.name} needs --network netns ({reason})")
+    if asked is None and why is not None:
+        click.echo(f"tracekit demo: network loopback ({why}; --network netns needs root on Linux)", err=True)
+        return "loopback"
+    return asked or "netns"
 
 
 def _analyse(
@@ -205,6 +249,9 @@ def _print_text(
         why = "a failed request" if trace["status"] == "error" else "the request closest to the median"
         out.print(f"\n[bold]A representative trace[/bold] ({why}):")
         out.print(trace_view(trace))
+        path = network_path(trace)
+        if path:
+            out.print(f"  the way in: {path}")
     out.print(layer_table(report["summary"]))
     for table in (failure_table(report["summary"]), route_table(report["summary"])):
         if table is not None:
@@ -214,6 +261,40 @@ def _print_text(
         out.print(f"Spans kept in {verdict['traces_path']} (tracekit analyze {verdict['traces_path']})")
     if verdict.get("report"):
         out.print(f"HTML report written to {verdict['report']}")
+
+
+def network_path(trace: dict[str, Any]) -> str | None:
+    """The addresses the request crossed, read from its spans: DNS answer, load balancer, ingress pod,
+    Service ClusterIP, pod IP (None when the trace has no pod span)."""
+    spans = trace.get("spans") or []
+    dns = lb = ingress = service = pod = None
+    for span in spans:
+        resource, attrs, kind = span.get("resource") or {}, span.get("attributes") or {}, span.get("kind")
+        ingress_span = (
+            attrs.get("tracekit.component") == "ingress" or resource.get("webengine.name") == "Caddy"
+        )
+        if "dns.question.name" in attrs and attrs.get("dns.answers"):
+            answers = ", ".join(attrs["dns.answers"])
+            dns = f"DNS {attrs.get('server.address')}: {attrs['dns.question.name']} = {answers}"
+        elif not span.get("parent_id") and attrs.get("network.peer.address"):
+            lb = f"{attrs['network.peer.address']}:{attrs.get('network.peer.port', 80)}"
+        elif ingress_span and kind == "server" and resource.get("k8s.pod.ip"):
+            ingress = str(resource["k8s.pod.ip"])
+        elif ingress_span and kind == "client" and attrs.get("network.peer.address"):
+            name = attrs.get("tracekit.service.name", "")
+            service = f"Service {name} {attrs['network.peer.address']}:{attrs.get('network.peer.port')}"
+        elif kind == "server" and resource.get("k8s.container.name") == "app" and pod is None:
+            port = attrs.get("server.port", attrs.get("net.host.port"))
+            pod = f"pod {resource.get('k8s.pod.name')} {resource.get('k8s.pod.ip')}:{port}"
+    if pod is None:
+        return None
+    if service is not None and pod.endswith(" " + service.rsplit(" ", 1)[-1]):
+        service = service.rsplit(" ", 1)[0] + " (the ingress picked the endpoint itself)"
+    steps = [dns]
+    if lb is not None and ingress is not None and not lb.startswith(f"{ingress}:"):
+        steps.append(f"load balancer {lb}")
+    steps += [f"ingress {ingress}" if ingress else None, service, pod]
+    return " -> ".join(step for step in steps if step)
 
 
 def _print_verdict(chosen: scenarios.Scenario, verdict: dict[str, Any], out: Console) -> None:

@@ -10,6 +10,11 @@ It plays an ingress controller plus kube-proxy on one machine, with their semant
 * requests go round-robin over the ready endpoints; a refused or dropped connection -> **502**, an
   upstream timeout -> **504** (no retry on another endpoint: the failure stays visible).
 
+With ``--upstream service`` (the network-namespace demo) the ingress does not pick a pod: it connects
+to the Service's ClusterIP and the node's nftables rules pick a ready endpoint, as kube-proxy's do
+(ingress-nginx does the same with its ``service-upstream`` annotation); it neither probes pods nor
+answers 503 itself, since the kernel rejects a connection to a Service without endpoints.
+
 Each request makes a SERVER span and, when it goes upstream, a CLIENT span, both with service.name
 ``ingress`` and ``tracekit.component=ingress``; the W3C trace context is taken from the client and
 passed to the pod, as Traefik's or ingress-nginx's OpenTelemetry support does.
@@ -82,6 +87,8 @@ class Endpoints:
         self.probe_timeout = probe_timeout
         self.failure_threshold = failure_threshold
         self._failures: dict[str, int] = {}
+        #: False when kube-proxy's rules pick the pod: the state is still watched, no pod is probed.
+        self.probing = True
         self._lock = threading.Lock()
         self._mtime = 0.0
         self._state: dict[str, Any] = {"ingresses": [], "services": [], "pods": []}
@@ -136,7 +143,7 @@ class Endpoints:
         while not self._stop.is_set():
             self._reload()
             with self._lock:
-                pods = list(self._state.get("pods", []))
+                pods = list(self._state.get("pods", [])) if self.probing else []
             for pod in pods:
                 name = pod["metadata"]["name"]
                 ok = self._probe(pod)
@@ -212,6 +219,8 @@ class IngressServer(ThreadingHTTPServer):
     request_queue_size = 128
     endpoints: Endpoints
     knobs: Knobs
+    #: Connect to the Service's ClusterIP (kube-proxy picks the pod) instead of a pod.
+    via_service: bool = False
 
 
 class IngressHandler(BaseHTTPRequestHandler):
@@ -278,7 +287,20 @@ class IngressHandler(BaseHTTPRequestHandler):
         service = endpoints.service(match.namespace, match.service_name)
         if service is None:
             return self._refuse(span, 503, f"Service {match.service_name!r} not found")
-        picked = endpoints.pick(service, match.service_port)
+        spec = service.get("spec") or {}
+        service_port = next(
+            (
+                p.get("port")
+                for p in spec.get("ports") or ()
+                if match.service_port in (p.get("port"), p.get("name"))
+            ),
+            None,
+        )
+        picked: tuple[str, str, int] | None
+        if self.server.via_service and spec.get("clusterIP") and service_port is not None:
+            picked = ("", str(spec["clusterIP"]), int(service_port))
+        else:
+            picked = endpoints.pick(service, match.service_port)
         if picked is None:
             return self._refuse(span, 503, f"Service {match.service_name!r} has no ready endpoints")
         status, headers, payload = self._upstream(method, body, picked, match)
@@ -350,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT to serve on (port 0: any free)")
     parser.add_argument("--probe-period", type=float, default=0.1, help="readiness probe period, seconds")
+    parser.add_argument(
+        "--upstream",
+        choices=["endpoints", "service"],
+        default="endpoints",
+        help="endpoints: probe the pods and pick one; service: connect to the Service's ClusterIP",
+    )
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
     try:
@@ -362,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     endpoints = Endpoints(args.state, probe_period=args.probe_period)
     server = IngressServer((host or "127.0.0.1", int(port)), IngressHandler)
     server.endpoints, server.knobs = endpoints, knobs
+    server.via_service = args.upstream == "service"
+    if server.via_service:
+        endpoints.probing = False
     endpoints.start()
     emit("listening", host=server.server_address[0], port=server.server_address[1])
     try:

@@ -4,6 +4,10 @@ It stands outside the cluster (service.name ``loadgen``, ``tracekit.component=cl
 attributes), sends ``Host: shop.example.com`` (the Ingress rule's host) to the ingress address, and
 starts each request's trace: the trace id it prints is the one every hop below joins.
 
+With ``--resolver HOST:PORT`` every request first resolves ``--host`` through that DNS server, in a
+span of its own (``DNS A``: the lookup is part of the client's journey, before any packet goes to the
+cluster), and connects to the answer on ``--target``'s port; a failed lookup fails the request.
+
 Run as ``python -m demo_app.loadgen --target URL --requests N``. It prints one JSON line per finished
 request (``{"event": "done", "i", "trace_id", "method", "path", "status", "error", "ms"}``), then
 flushes its spans and prints ``{"event": "finished"}``. Status 0 means no HTTP answer (transport error).
@@ -28,6 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from demo_app import telemetry
+from demo_app.network.dns import lookup
 from tracekit import attributes as a
 
 _print_lock = threading.Lock()
@@ -66,10 +71,23 @@ def emit(event: str, **fields: Any) -> None:
         sys.stdout.flush()
 
 
+class UnresolvedName(OSError):
+    """The name did not resolve (NXDOMAIN, SERVFAIL, no A record)."""
+
+
 class LoadGenerator:
-    def __init__(self, target: str, host: str, calls: list[Call], rate: float, concurrency: int) -> None:
+    def __init__(
+        self,
+        target: str,
+        host: str,
+        calls: list[Call],
+        rate: float,
+        concurrency: int,
+        resolver: tuple[str, int] | None = None,
+    ) -> None:
         parts = urlsplit(target)
         self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.resolver = resolver
         self.host = host
         self.calls = calls
         self.rate = rate
@@ -98,21 +116,41 @@ class LoadGenerator:
                 delay = self._t0 + i / self.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            if conn is None:
-                conn = http.client.HTTPConnection(*self.address, timeout=30)
             conn = self._one(conn, i, self.calls[i])
         if conn is not None:
             conn.close()
 
-    def _one(self, conn: http.client.HTTPConnection, i: int, call: Call) -> http.client.HTTPConnection | None:
-        kept: http.client.HTTPConnection | None = conn  # None once the connection is closed
+    def _resolve(self) -> str:
+        """The address to connect to: a DNS lookup in a span of its own, or ``--target``'s host."""
+        if self.resolver is None:
+            return self.address[0]
+        attrs: dict[str, AttributeValue] = {
+            a.COMPONENT: "client",
+            "dns.question.name": self.host,
+            "server.address": self.resolver[0],
+            "server.port": self.resolver[1],
+            "network.peer.address": self.resolver[0],
+            "network.peer.port": self.resolver[1],
+            "network.transport": "udp",
+        }
+        with self.tracer.start_as_current_span("DNS A", kind=SpanKind.CLIENT, attributes=attrs) as span:
+            answer = lookup(self.host, self.resolver)  # OSError (a timeout) propagates to the request
+            if not answer.addresses:
+                span.set_attribute("error.type", answer.rcode)
+                span.set_status(Status(StatusCode.ERROR, f"{self.host}: {answer.rcode}"))
+                raise UnresolvedName(f"{self.host} does not resolve ({answer.rcode})")
+            span.set_attribute("dns.answers", list(answer.addresses))
+            return str(answer.addresses[0])
+
+    def _one(
+        self, conn: http.client.HTTPConnection | None, i: int, call: Call
+    ) -> http.client.HTTPConnection | None:
         attrs: dict[str, AttributeValue] = {
             a.COMPONENT: "client",
             "http.request.method": call.method,
             "url.full": f"http://{self.host}{call.path}",
             "server.address": self.host,
             "server.port": 80,
-            "network.peer.address": self.address[0],
             "network.peer.port": self.address[1],
         }
         started = time.perf_counter()
@@ -128,20 +166,28 @@ class LoadGenerator:
             propagate.inject(headers)
             trace_id = f"{span.get_span_context().trace_id:032x}"
             try:
+                address = self._resolve()
+                span.set_attribute("network.peer.address", address)
+                if conn is not None and conn.host != address:  # the name moved: a new connection
+                    conn.close()
+                    conn = None
+                if conn is None:
+                    conn = http.client.HTTPConnection(address, self.address[1], timeout=30)
                 conn.request(call.method, call.path, body=call.body, headers=headers)
                 response = conn.getresponse()
                 response.read()
                 status = response.status
                 if response.will_close:
                     conn.close()
-                    kept = None
+                    conn = None
             except (OSError, http.client.HTTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 span.record_exception(exc)
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, error))
-                conn.close()
-                kept = None
+                if conn is not None:
+                    conn.close()
+                conn = None
             if status:
                 span.set_attribute("http.response.status_code", status)
                 if status >= 400:  # HTTP client convention: 4xx and 5xx are errors for the caller
@@ -157,7 +203,7 @@ class LoadGenerator:
             error=error,
             ms=ms,
         )
-        return kept
+        return conn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,10 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--resolver", help="HOST:PORT of the DNS server to resolve --host through")
     args = parser.parse_args(argv)
+    resolver = None
+    if args.resolver:
+        host, _, port = args.resolver.rpartition(":")
+        resolver = (host, int(port))
     telemetry.configure("loadgen")
     generator = LoadGenerator(
-        args.target, args.host, plan(args.requests, args.seed), args.rate, args.concurrency
+        args.target, args.host, plan(args.requests, args.seed), args.rate, args.concurrency, resolver
     )
     try:
         generator.run()

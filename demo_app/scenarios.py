@@ -20,6 +20,13 @@ ERROR_RATE = 0.25
 TYPO_HOST = "shop.exmaple.com"
 #: The label the selector-mismatch scenario makes the Service select (the pods carry ``shop``).
 WRONG_SELECTOR = {"app.kubernetes.io/name": "shop-web"}
+#: Delay slow-network adds to every packet one pod sends (netem on its link). The ingress makes two
+#: round trips with the pod per request (TCP handshake, request/answer), so its requests gain twice this.
+NETWORK_DELAY_MS = 50
+#: Round trips between the ingress and a pod per request: a new upstream connection per request.
+ROUND_TRIPS_PER_REQUEST = 2
+#: Share of the frames packet-loss drops on one pod's link.
+LOSS_PCT = 10
 
 Manifests = tuple[dict[str, Any], dict[str, Any]]
 
@@ -43,7 +50,15 @@ class Event:
     """Something the launcher does when a fraction of the requests has finished."""
 
     at: float
-    action: Literal["kill_pod", "scale_up"]
+    action: Literal["kill_pod", "scale_up", "node_down"]
+
+
+@dataclass(frozen=True)
+class LinkFault:
+    """``tc netem`` on the first pod's link: delay and/or loss of what the pod sends."""
+
+    delay_ms: float = 0.0
+    loss_pct: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,10 @@ class Scenario:
     delay_ms: float = 0.0
     #: Requests per second when the user gives no --rate (None: the launcher's default).
     rate: float | None = None
+    #: A fault on the first pod's link (needs ``--network netns``): judged on that pod's requests.
+    link_fault: LinkFault | None = None
+    #: Does the DNS zone hold the shop's record? (dns-failure: no.)
+    dns_record: bool = True
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -206,6 +225,82 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     )
 }
+
+NETWORK_SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            name="dns-failure",
+            title="The name does not resolve",
+            breaks=(
+                "The DNS zone has no record for the shop's host (it was never published): every lookup "
+                "answers NXDOMAIN, so no request ever reaches the load balancer or the cluster."
+            ),
+            kind="failure",
+            expected_layer="edge",
+            operator_check=(
+                "dig shop.example.com (NXDOMAIN? which server answered?); check the record in the DNS "
+                "zone and whoever publishes it (external-dns logs, the Ingress/LoadBalancer status address)."
+            ),
+            dns_record=False,
+        ),
+        Scenario(
+            name="slow-network",
+            title="A slow link to one pod",
+            breaks=(
+                f"Every packet the first pod sends waits {NETWORK_DELAY_MS} ms on its link (tc netem delay): "
+                f"its requests spend {ROUND_TRIPS_PER_REQUEST * NETWORK_DELAY_MS} ms more in the Service hop "
+                "(two round trips: the TCP handshake and the request); the other pods' do not."
+            ),
+            kind="delay",
+            expected_layer="service",
+            operator_check=(
+                "Compare the service time per pod (k8s.pod.name, k8s.pod.ip): one pod or one node slow "
+                "points at its node's network (kubectl get pods -o wide; the CNI's and the node's interface "
+                "counters, ping from another pod); the app's own spans stay fast."
+            ),
+            link_fault=LinkFault(delay_ms=NETWORK_DELAY_MS),
+            delay_ms=ROUND_TRIPS_PER_REQUEST * NETWORK_DELAY_MS,
+        ),
+        Scenario(
+            name="packet-loss",
+            title="Packet loss on one pod's link",
+            breaks=(
+                f"The first pod's link drops {LOSS_PCT}% of the packets the pod sends (tc netem loss): TCP "
+                "retransmits them after a timeout, which shows up as Service-hop time on that pod's requests."
+            ),
+            kind="delay",
+            expected_layer="service",
+            operator_check=(
+                "The service time of one pod's requests is long and spiky (retransmission timeouts: "
+                "200 ms, 1 s for a lost SYN-ACK): check that node's interface errors and drops "
+                "(ip -s link), the CNI, MTU mismatches."
+            ),
+            link_fault=LinkFault(loss_pct=LOSS_PCT),
+        ),
+        Scenario(
+            name="node-down",
+            title="A node goes down",
+            breaks=(
+                "When 40% of the requests are done, every pod of node-1 disappears at once (processes "
+                "killed, their links unplugged): requests sent to them fail until the readiness probes "
+                "take them out of the Service's endpoints."
+            ),
+            kind="failure",
+            expected_layer="service",
+            operator_check=(
+                "kubectl get nodes (NotReady), kubectl get pods -o wide (which pods ran there), kubectl get "
+                "endpointslices -l kubernetes.io/service-name=web-service; spread replicas over nodes "
+                "(topologySpreadConstraints, a PodDisruptionBudget)."
+            ),
+            events=(Event(0.4, "node_down"),),
+            min_replicas=3,
+        ),
+    )
+}
+SCENARIOS.update(NETWORK_SCENARIOS)
+#: Scenarios that need the network-namespace mode (a link to shape).
+NEEDS_NETNS = frozenset(name for name, s in SCENARIOS.items() if s.link_fault is not None)
 
 
 def get(name: str) -> Scenario:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from typing import Any
 
@@ -33,6 +34,29 @@ def pods_serving(report: dict[str, Any]) -> Counter[str]:
     return served
 
 
+def trace_pod(trace: dict[str, Any]) -> str | None:
+    """The pod whose app container served the trace (needs ``include_spans=True``)."""
+    for span in trace.get("spans", ()):
+        resource = span.get("resource") or {}
+        if span.get("kind") == "server" and resource.get("k8s.container.name") == "app":
+            return str(resource.get("k8s.pod.name"))
+    return None
+
+
+def layer_p50_by_pod(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Median time per layer over each pod's successful requests (a layer a trace lacks counts 0)."""
+    by_pod: dict[str, list[dict[str, float]]] = {}
+    for trace in report["traces"]:
+        pod = trace_pod(trace)
+        if pod is not None and trace["status"] == "ok":
+            by_pod.setdefault(pod, []).append(trace.get("layers") or {})
+    out: dict[str, dict[str, float]] = {}
+    for pod, rows in by_pod.items():
+        layers = {layer for row in rows for layer in row}
+        out[pod] = {layer: statistics.median(row.get(layer, 0.0) for row in rows) for layer in layers}
+    return out
+
+
 def judge(scenario: Scenario, run: DemoRun, report: dict[str, Any]) -> dict[str, Any]:
     """The verdict: which layer the analyzer blames, whether that is the injected truth, and the counts.
 
@@ -42,6 +66,11 @@ def judge(scenario: Scenario, run: DemoRun, report: dict[str, Any]) -> dict[str,
     summary = report["summary"]
     failures = failed_layers(report)
     p50 = layer_p50(report)
+    per_pod = layer_p50_by_pod(report)
+    shaped = run.shaped_pod
+    if shaped is not None and shaped in per_pod:
+        # A fault on one pod's link: judged on that pod's requests (the others are the control).
+        p50 = per_pod[shaped]
     if scenario.kind == "failure":
         blamed = failures.most_common(1)[0][0] if failures else None
     else:
@@ -72,6 +101,13 @@ def judge(scenario: Scenario, run: DemoRun, report: dict[str, Any]) -> dict[str,
         "killed_pods": sorted({name.rsplit("-", 1)[0] for name in run.killed_pods}),
         "added_pods": run.added_pods,
         "requests_per_pod": dict(pods_serving(report)),
+        "network": run.options.network,
+        "pod_ips": run.pod_ips,
+        "shaped_pod": shaped,
+        "shaping": run.shaping,
+        "layer_p50_ms_by_pod": {
+            pod: {k: round(v, 3) for k, v in layers.items()} for pod, layers in sorted(per_pod.items())
+        },
         "events": [{"t_s": round(t, 3), "event": text} for t, text in run.events],
         "elapsed_s": round(run.elapsed_s, 2),
     }

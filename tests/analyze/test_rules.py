@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tests.analyze.cli_run import one_line_error, run
 from tests.analyze.conftest import run_checked
 from tracekit.analyze.model import Span, SpanKind, Trace
 from tracekit.analyze.processors import Options
@@ -73,6 +74,15 @@ def span(name="op", kind=SpanKind.INTERNAL, service="svc", attrs=None, res=None,
                 attrs={"component": "proxy", "node_id": "sidecar~10.0.0.5~web-1.shop~shop.svc.cluster.local"},
             ),
             "service",
+        ),
+        (
+            span(  # Caddy's tracing handler (otelhttp): current conventions, webengine.* on the resource
+                kind=SpanKind.SERVER,
+                service="ingress-controller",
+                attrs={"http.request.method": "GET", "url.path": "/x", "http.response.status_code": 200},
+                res={"webengine.name": "Caddy", "webengine.version": "v2.11.7", "k8s.pod.name": "caddy-0"},
+            ),
+            "ingress",
         ),
         (span(kind=SpanKind.SERVER, attrs={"http.request.method": "GET", "http.route": "/x"}), "app"),
         (span(kind=SpanKind.SERVER, attrs={"http.method": "GET", "http.target": "/x"}), "app"),
@@ -184,3 +194,28 @@ def test_bad_rules_files_raise_one_line(tmp_path: Path, text: str, needle: str) 
 def test_missing_rules_file() -> None:
     with pytest.raises(RulesError, match="cannot read rules file"):
         load_rules("/nonexistent/rules.yaml")
+
+
+def test_rules_sidecar_typo_is_an_error(otlp_file: Path, tmp_path: Path) -> None:
+    # `sidecar: {container: [db]}` used to replace the built-in sidecar lists with nothing, silently.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("sidecar:\n  container: [db]\n")
+    one_line_error(run(str(otlp_file), "--rules", str(rules)), "rules.yaml", "sidecar", "container")
+
+
+def test_a_clients_dns_lookup_is_edge_time_not_an_external_call() -> None:
+    client = {"tracekit.component": "client"}
+    request = span(
+        name="GET", kind=SpanKind.CLIENT, service="loadgen", sid="a" * 16, start=0, end=100,
+        attrs={**client, "server.address": "shop.example.com", "network.peer.address": "198.18.100.10"},
+    )  # fmt: skip
+    lookup = span(
+        name="DNS A", kind=SpanKind.CLIENT, service="loadgen", sid="b" * 16, parent="a" * 16, start=0, end=10,
+        attrs={**client, "dns.question.name": "shop.example.com", "server.address": "198.18.200.53"},
+    )  # fmt: skip
+    app = span(
+        name="GET /", kind=SpanKind.SERVER, service="shop", sid="c" * 16, parent="a" * 16, start=20, end=90,
+        res=K8S, attrs={"http.request.method": "GET"},
+    )  # fmt: skip
+    tree = run_checked(Trace(request.trace_id, [request, lookup, app]))
+    assert tree.attribution == {"edge": 30, "app": 70}

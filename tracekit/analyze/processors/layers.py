@@ -15,9 +15,10 @@ Two results per span (see :class:`~tracekit.analyze.tree.SpanNode`):
     ``layer``. A call's uncovered time belongs to the hop it crosses (docs/design.md, "Layers"): ``db``
     for a database call; the caller's own layer for a call that itself makes calls (a wrapper: its
     own time is the caller's work); from the client, ``edge`` for the request (the call a traced
-    server answered, a retry of it, or any call when no server answered at all) and ``external`` for
-    its other calls; ``service`` from the ingress to a pod or between two pods; ``sidecar`` to a server
-    in the same pod or over loopback; ``external`` for a call that leaves the traced system.
+    server answered, a retry of it, a DNS lookup, or any call when no server answered at all) and
+    ``external`` for its other calls; ``service`` from the ingress to a pod or between two pods;
+    ``sidecar`` to a server in the same pod or over loopback; ``external`` for a call that leaves the
+    traced system.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def hop_layer(node: SpanNode, request_hosts: set[str | None] | None = None) -> s
     if server is None and node.children and wraps_calls(node):
         return own
     if own == "client":
-        if server is not None or request_hosts is None:
+        # A DNS lookup (dns.question.name) is the first step of the way in, whichever server answers.
+        if server is not None or request_hosts is None or "dns.question.name" in node.span.attributes:
             return "edge"
         if peer_host(node.span.attributes) in request_hosts:
             return "edge"

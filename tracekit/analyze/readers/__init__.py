@@ -52,7 +52,17 @@ __all__ = ["FORMATS", "Shard", "read_traces"]
 #: Format names ``read_traces(format=...)`` accepts.
 FORMATS = tuple(sorted(FORMAT_ALIASES))
 
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, ValueError, OverflowError)
+#: What bad input makes a decoder raise. RecursionError included: the JSON decoders stop at the
+#: interpreter's recursion limit (about 1,000 levels), and 10,000 nested brackets are a bad line,
+#: not a bug.
+_DECODE_ERRORS = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    UnicodeDecodeError,
+    ValueError,
+    OverflowError,
+    RecursionError,
+)
 
 
 def _converter(fmt: str, asm: TraceAssembler, report: WarningReporter) -> Any:
@@ -76,6 +86,8 @@ def error_text(e: BaseException, data: bytes | None = None) -> str:
     failed) ourselves: msgspec releases report them with different exception types and wordings,
     and the error path is the only place the checks cost anything.
     """
+    if isinstance(e, RecursionError):
+        return "JSON nested too deeply to read (arrays or objects more than about 1,000 levels deep)"
     if isinstance(e, UnicodeDecodeError) or (data is not None and not _is_utf8(data)):
         return "invalid UTF-8 in a string (the content is not UTF-8 text)"
     text, path = split_error_path(e)

@@ -20,7 +20,9 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Annotated, Any, Protocol
+
+import msgspec
 
 from tracekit.errors import TraceFormatError
 
@@ -353,6 +355,16 @@ class WarningReporter:
     def finish(self) -> None:
         if self.count > MAX_REPORTED_WARNINGS:
             self._emit(f"{self.source}: {self.count - MAX_REPORTED_WARNINGS} more warnings not shown")
+
+
+#: The latest instant a timestamp may name: nanoseconds since 1970 in a signed 64-bit integer (the
+#: year 2262; OTLP's fixed64 and every tool's int64 nanoseconds agree up to there). A time beyond it
+#: is not a time: the typed decoders refuse it and the warning names the field.
+MAX_NS = 2**63 - 1
+#: A timestamp or duration in microseconds (Jaeger, Zipkin) that stays within :data:`MAX_NS`.
+Micros = (
+    Annotated[int, msgspec.Meta(le=MAX_NS // 1000)] | Annotated[float, msgspec.Meta(le=MAX_NS // 1000)] | None
+)
 
 
 def us_to_ns(value: int | float | None) -> int:

@@ -16,6 +16,7 @@ from tracekit.analyze.model import Event, Link, RefType, Span, SpanKind, StatusC
 from tracekit.analyze.readers.assemble import TraceAssembler
 from tracekit.analyze.readers.common import (
     BadId,
+    Micros,
     WarningReporter,
     is_all_zero,
     looks_hex,
@@ -38,7 +39,7 @@ class _Ref(msgspec.Struct, gc=False):
 
 
 class _Log(msgspec.Struct, gc=False):
-    timestamp: int | float | None = None
+    timestamp: Micros = None
     fields: list[_Tag] | None = None
 
 
@@ -53,8 +54,8 @@ class _Span(msgspec.Struct, gc=False):
     parentSpanID: Any = None
     operationName: str | None = None
     references: list[_Ref] | None = None
-    startTime: int | float | None = None
-    duration: int | float | None = None
+    startTime: Micros = None
+    duration: Micros = None
     tags: list[_Tag] | None = None
     logs: list[_Log] | None = None
     processID: str | None = None

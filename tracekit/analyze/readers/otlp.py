@@ -40,6 +40,7 @@ import msgspec
 from tracekit.analyze.model import Event, Link, Span, SpanKind, StatusCode
 from tracekit.analyze.readers.assemble import TraceAssembler
 from tracekit.analyze.readers.common import (
+    MAX_NS,
     BadId,
     Shard,
     WarningReporter,
@@ -55,7 +56,10 @@ _IntLike = int | None
 #: fails the typed decode, so the lenient path drops it with a warning naming the field, and every
 #: parallel worker (which all decode every line) agrees on the drop. A start of 0 ("not set" in OTLP,
 #: or the first instant of a relative trace) is decided per trace by the assembler.
-_Start = Annotated[int, msgspec.Meta(ge=0)]
+_Start = Annotated[int, msgspec.Meta(ge=0, le=MAX_NS)]
+#: Any other time: beyond ``MAX_NS`` (a 1e30 end time) it is refused, naming the field, not kept as a
+#: duration of 1e24 ms.
+_Time = Annotated[int, msgspec.Meta(le=MAX_NS)] | None
 #: The pending-warning text that means "this trace has a span starting at 0" (see the assembler).
 _ZERO_START = "\x00zero start"
 
@@ -105,7 +109,7 @@ class _Style:
         key_value = struct("KeyValue", [("key", str, ""), ("value", any_value | None, None)])
         attrs = _list_of(key_value)
         event = struct(
-            "Event", [("time_unix_nano", _IntLike, 0), ("name", _OptStr, ""), ("attributes", attrs, None)]
+            "Event", [("time_unix_nano", _Time, 0), ("name", _OptStr, ""), ("attributes", attrs, None)]
         )
         link = struct(
             "Link", [("trace_id", _OptStr, ""), ("span_id", _OptStr, ""), ("attributes", attrs, None)]
@@ -122,7 +126,7 @@ class _Style:
                     ("name", _OptStr, ""),
                     ("kind", int | str | None, 0),
                     ("start_time_unix_nano", _Start),
-                    ("end_time_unix_nano", _IntLike, None),
+                    ("end_time_unix_nano", _Time, None),
                     ("attributes", attrs_type, attrs_default),
                     ("events", _list_of(event), None),
                     ("links", _list_of(link), None),

@@ -25,6 +25,7 @@ from tracekit.analyze.model import Event, Span, SpanKind, StatusCode
 from tracekit.analyze.readers.assemble import TraceAssembler
 from tracekit.analyze.readers.common import (
     BadId,
+    Micros,
     WarningReporter,
     derived_span_id,
     is_all_zero,
@@ -41,7 +42,7 @@ class _Endpoint(msgspec.Struct, gc=False):
 
 
 class _Annotation(msgspec.Struct, gc=False):
-    timestamp: int | float | None = None
+    timestamp: Micros = None
     value: str | None = None
 
 
@@ -51,8 +52,8 @@ class _ZSpan(msgspec.Struct, gc=False):
     parentId: Any = None
     kind: str | None = None
     name: str | None = None
-    timestamp: int | float | None = None
-    duration: int | float | None = None
+    timestamp: Micros = None
+    duration: Micros = None
     localEndpoint: _Endpoint | None = None
     remoteEndpoint: _Endpoint | None = None
     tags: dict[str, Any] | None = None

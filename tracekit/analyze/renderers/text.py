@@ -34,6 +34,21 @@ MAX_ROWS = 60
 BAR_WIDTH = 32
 
 
+#: Code points a terminal acts on instead of showing (C0 and C1 controls, DEL: escape sequences that
+#: clear the screen or set the window title) or that reorder what it shows (bidirectional overrides
+#: and isolates), each written as a visible Python-style escape. Names, routes and messages come from
+#: the traces, which anyone who can send spans writes.
+_UNSAFE = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+
+
+def clean(text: object) -> str:
+    """``text`` as a string safe to print on a terminal (see ``_UNSAFE``)."""
+    return str(text).translate(_UNSAFE)
+
+
 def _ms(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
@@ -81,7 +96,7 @@ def failure_table(summary: dict[str, Any]) -> Table | None:
     table.add_column("reason")
     table.add_column("requests", justify="right")
     for item in reasons[:15]:
-        table.add_row(_layer(item["layer"]), Text(item["kind"]), str(item["count"]))
+        table.add_row(_layer(item["layer"]), Text(clean(item["kind"])), str(item["count"]))
     return table
 
 
@@ -98,7 +113,7 @@ def route_table(summary: dict[str, Any], limit: int = 10) -> Table | None:
         top = max(layers, key=lambda k: layers[k]["share"]) if layers else ""
         top_text = _layer(top) + Text(f" {layers[top]['share']:.0%}") if top else Text("")
         table.add_row(
-            Text(route),
+            Text(clean(route)),
             str(entry["count"]),
             str(entry["errors"]),
             _ms(entry["p50_ms"]),
@@ -116,7 +131,7 @@ def _k8s(k8s: dict[str, Any]) -> str:
         parts.append(f"c/{k8s['container']}")
     if "node" in k8s:
         parts.append(f"node/{k8s['node']}")
-    return " ".join(parts)
+    return clean(" ".join(parts))
 
 
 def _bar(hop: dict[str, Any], total: float) -> Text:
@@ -130,6 +145,11 @@ def _bar(hop: dict[str, Any], total: float) -> Text:
     return Text(" " * start) + Text(char * length, style=style) + Text(" " * (BAR_WIDTH - start - length))
 
 
+def _outcome_word(trace: dict[str, Any]) -> str:
+    """FAILED, or REJECTED when the caller got a 4xx answer (diagnosis.outcome)."""
+    return "REJECTED" if (trace.get("diagnosis") or {}).get("outcome") == "rejected" else "FAILED"
+
+
 def trace_view(trace: dict[str, Any]) -> Group:
     """One trace: header, layer split, waterfall with self time and k8s context, diagnosis."""
     failed = trace["status"] == "error"
@@ -137,8 +157,8 @@ def trace_view(trace: dict[str, Any]) -> Group:
         ("Trace ", "bold"),
         (trace["trace_id"], "bold"),
         f"  {_ms(trace['duration_ms'])} ms  ",
-        ("FAILED" if failed else "ok", "bold red" if failed else "bold green"),
-        f"  {trace.get('route', '')}",
+        (_outcome_word(trace) if failed else "ok", "bold red" if failed else "bold green"),
+        f"  {clean(trace.get('route', ''))}",
     )
     if not failed and trace.get("error_spans"):
         head.append(f"  ({trace['error_spans']} span(s) in error, the request survived them)", "yellow")
@@ -156,7 +176,7 @@ def trace_view(trace: dict[str, Any]) -> Group:
     table.add_column("k8s", no_wrap=True, overflow="ellipsis", max_width=48)
     hops = trace["hops"]
     for hop in hops[:MAX_ROWS]:
-        name = Text("  " * min(hop.get("depth", 0), 12)) + Text(f"{hop['service']}: {hop['name']}")
+        name = Text("  " * min(hop.get("depth", 0), 12)) + Text(clean(f"{hop['service']}: {hop['name']}"))
         if hop.get("failed"):
             name.stylize("red")
         table.add_row(
@@ -179,16 +199,16 @@ def trace_view(trace: dict[str, Any]) -> Group:
     if diag["failed_layer"] is not None:
         parts.append(
             Text.assemble(
-                ("  ✗ broke in ", "bold red"),
+                ("  ✗ rejected in " if diag.get("outcome") == "rejected" else "  ✗ broke in ", "bold red"),
                 _layer(diag["failed_layer"]),
-                f": {diag['reason']} (span {diag['span_id']})",
+                clean(f": {diag['reason']} (span {diag['span_id']})"),
             )
         )
     else:
         parts.append(Text("  ✓ no failure", "green"))
     warnings = trace.get("warnings", [])
     for warning in warnings[:3]:
-        parts.append(Text(f"  ! {warning}", "yellow"))
+        parts.append(Text(f"  ! {clean(warning)}", "yellow"))
     if len(warnings) > 3:
         parts.append(Text(f"  ! ... and {len(warnings) - 3} more warnings", "yellow"))
     parts.append(Text(""))
