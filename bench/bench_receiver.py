@@ -5,7 +5,8 @@ End to end: ``tracekit collect`` in its own process, and 1 or 4 client processes
 protobuf (the SDK's HTTP ``OTLPSpanExporter``), OTLP/gRPC (the SDK's gRPC ``OTLPSpanExporter``) and
 OTLP/HTTP JSON (the same spans pre-encoded as OTLP/JSON, posted with ``requests``: the Python SDK has
 no JSON exporter). Printed: spans/s from the first client's start to the last one's end, the
-receiver's own CPU per span (from /proc: what the load of other processes moves least), its peak
+receiver's own CPU per span (from /proc: what the load of other processes moves least) and the
+clients' (the exporters' encoding, on the same cores), the receiver's peak
 resident size, whether every span sent is in the file, and the load average (this machine's 2 cores
 are shared: clients and receiver compete for them, and so do other users).
 
@@ -119,7 +120,7 @@ PROTOCOLS = ("http/protobuf", "grpc", "http/json")
 
 def client(protocol: str, target: str, exports: int) -> None:
     """One exporter process: build a batch, wait for "go" on stdin, export it ``exports`` times, print
-    ``start end failures`` (wall clock, for the parent to take the span of all clients)."""
+    ``start end failures cpu`` (wall clock, for the parent to take the span of all clients; CPU seconds)."""
     batch = make_batch()
     send: Callable[[], bool]
     if protocol == "grpc":
@@ -136,9 +137,9 @@ def client(protocol: str, target: str, exports: int) -> None:
         headers = {"Content-Type": "application/json"}
         send = lambda: session.post(target, data=body, headers=headers, timeout=60).ok  # noqa: E731
     sys.stdin.readline()
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     failures = sum(not send() for _ in range(exports))
-    print(started, time.time(), failures, flush=True)
+    print(started, time.time(), failures, time.process_time() - cpu, flush=True)
 
 
 def _proc_stat(pid: int) -> tuple[float, int]:
@@ -185,15 +186,19 @@ def end_to_end(protocol: str, clients: int, tmp: Path) -> str:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    starts, ends, failures = zip(*((float(a), float(b), int(c)) for a, b, c in results), strict=True)
+    starts, ends, failures, client_cpu = zip(
+        *((float(a), float(b), int(c), float(d)) for a, b, c, d in results), strict=True
+    )
     sent = clients * exports * BATCH
     stored = sum(codec.count_spans(codec.from_otlp_json(line)) for line in out.read_bytes().splitlines())
     wall = max(ends) - min(starts)
     cpu_us = (cpu_after - cpu_before) / sent * 1e6
+    client_us = sum(client_cpu) / sent * 1e6
     lost = "nothing lost" if stored == sent and sum(failures) == 0 else f"LOST: {sent - stored} spans"
     return (
         f"  {protocol:<14} {clients} client(s)  {sent / wall:>9,.0f} spans/s"
-        f"   receiver {cpu_us:5.1f} µs CPU/span   peak RSS {peak / 2**20:5.0f} MiB   {lost}"
+        f"   CPU/span: receiver {cpu_us:5.1f} µs, clients {client_us:5.1f} µs"
+        f"   receiver peak RSS {peak / 2**20:4.0f} MiB   {lost}"
     )
 
 
