@@ -249,6 +249,9 @@ def _print_text(
         why = "a failed request" if trace["status"] == "error" else "the request closest to the median"
         out.print(f"\n[bold]A representative trace[/bold] ({why}):")
         out.print(trace_view(trace))
+        path = network_path(trace)
+        if path:
+            out.print(f"  the way in: {path}")
     out.print(layer_table(report["summary"]))
     for table in (failure_table(report["summary"]), route_table(report["summary"])):
         if table is not None:
@@ -258,6 +261,40 @@ def _print_text(
         out.print(f"Spans kept in {verdict['traces_path']} (tracekit analyze {verdict['traces_path']})")
     if verdict.get("report"):
         out.print(f"HTML report written to {verdict['report']}")
+
+
+def network_path(trace: dict[str, Any]) -> str | None:
+    """The addresses the request crossed, read from its spans: DNS answer, load balancer, ingress pod,
+    Service ClusterIP, pod IP (None when the trace has no pod span)."""
+    spans = trace.get("spans") or []
+    dns = lb = ingress = service = pod = None
+    for span in spans:
+        resource, attrs, kind = span.get("resource") or {}, span.get("attributes") or {}, span.get("kind")
+        ingress_span = (
+            attrs.get("tracekit.component") == "ingress" or resource.get("webengine.name") == "Caddy"
+        )
+        if "dns.question.name" in attrs and attrs.get("dns.answers"):
+            answers = ", ".join(attrs["dns.answers"])
+            dns = f"DNS {attrs.get('server.address')}: {attrs['dns.question.name']} = {answers}"
+        elif not span.get("parent_id") and attrs.get("network.peer.address"):
+            lb = f"{attrs['network.peer.address']}:{attrs.get('network.peer.port', 80)}"
+        elif ingress_span and kind == "server" and resource.get("k8s.pod.ip"):
+            ingress = str(resource["k8s.pod.ip"])
+        elif ingress_span and kind == "client" and attrs.get("network.peer.address"):
+            name = attrs.get("tracekit.service.name", "")
+            service = f"Service {name} {attrs['network.peer.address']}:{attrs.get('network.peer.port')}"
+        elif kind == "server" and resource.get("k8s.container.name") == "app" and pod is None:
+            port = attrs.get("server.port", attrs.get("net.host.port"))
+            pod = f"pod {resource.get('k8s.pod.name')} {resource.get('k8s.pod.ip')}:{port}"
+    if pod is None:
+        return None
+    if service is not None and pod.endswith(" " + service.rsplit(" ", 1)[-1]):
+        service = service.rsplit(" ", 1)[0] + " (the ingress picked the endpoint itself)"
+    steps = [dns]
+    if lb is not None and ingress is not None and not lb.startswith(f"{ingress}:"):
+        steps.append(f"load balancer {lb}")
+    steps += [f"ingress {ingress}" if ingress else None, service, pod]
+    return " -> ".join(step for step in steps if step)
 
 
 def _print_verdict(chosen: scenarios.Scenario, verdict: dict[str, Any], out: Console) -> None:

@@ -25,7 +25,6 @@ K8S_POD_LABEL_PREFIX = "k8s.pod.label."
 SERVICE_NAME = "service.name"
 
 # --- tracekit's own per-request routing attributes (SERVER span) ------------------------------
-ROUTING_PREFIX = "tracekit."
 INGRESS_NAME = "tracekit.ingress.name"
 INGRESS_CLASS = "tracekit.ingress.class"
 INGRESS_RULE_HOST = "tracekit.ingress.rule.host"

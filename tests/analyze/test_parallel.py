@@ -20,10 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.analyze.truth import Layout, request_trace, to_jaeger, to_otlp_lines, to_zipkin
+from tests.analyze.cli_run import one_line_error, run
+from tests.analyze.truth import (
+    Layout,
+    anomalous_otlp_lines,
+    request_trace,
+    to_jaeger,
+    to_otlp_lines,
+    to_zipkin,
+)
 from tracekit.analyze import parallel
 from tracekit.analyze.api import Analysis
-from tracekit.analyze.parallel import MIN_BYTES_ENV, choose_jobs, usable_cpus
+from tracekit.analyze.parallel import MAX_JOBS, MIN_BYTES_ENV, choose_jobs, usable_cpus
 from tracekit.analyze.readers import read_traces
 from tracekit.analyze.renderers.json import stream_json
 
@@ -330,3 +338,27 @@ def test_worker_error_is_its_one_line(tmp_path: Path, truth_traces: list) -> Non
         pytest.raises(parallel.WorkerCrashed, match=r"worker \d: .*missing\.yaml"),
     ):
         parallel.analyze_parallel([str(path)], 2, work_dir, rules_path=str(tmp_path / "missing.yaml"))
+
+
+def test_jobs_above_the_cap_is_refused_before_any_worker_starts(otlp_file: Path, monkeypatch) -> None:
+    # `--jobs 100000` used to spawn 100,000 worker processes (load average in the hundreds).
+    monkeypatch.setenv("TRACEKIT_PARALLEL_MIN_BYTES", "1")
+    one_line_error(run(str(otlp_file), "--jobs", str(MAX_JOBS + 1), "--format", "json"), "--jobs", "at most")
+
+
+@pytest.mark.parametrize("fmt", ["html", "jaeger", "json"])
+@pytest.mark.parametrize("jobs", ["0", "abc", "-3", "AUTO"])
+def test_bad_jobs_value_is_an_error_for_every_format(otlp_file: Path, fmt: str, jobs: str) -> None:
+    # HTML and Jaeger output never use workers, and `--jobs abc --format html` used to exit 0.
+    one_line_error(run(str(otlp_file), "--jobs", jobs, "--format", fmt), "--jobs")
+
+
+def test_anomalous_input_jobs_2_is_byte_identical(tmp_path: Path, otlp_file: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TRACEKIT_PARALLEL_MIN_BYTES", "1")
+    path = anomalous_otlp_lines(tmp_path / "anomalous.jsonl")
+    for args in ([str(path)], [str(otlp_file), str(path), str(path)]):
+        one = run(*args, "--format", "json", "--jobs", "1", "--warnings", "100")
+        two = run(*args, "--format", "json", "--jobs", "2", "--warnings", "100")
+        assert one.exit_code == two.exit_code == 0, (one.stderr, two.stderr)
+        assert one.stdout_bytes == two.stdout_bytes
+        assert one.stderr == two.stderr

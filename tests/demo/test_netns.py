@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from demo_app import scenarios
+from demo_app.command import network_path
 from demo_app.network import netns, plan, unavailable_reason
 from demo_app.verdict import trace_pod
 from tests.demo.conftest import Outcome, assert_nothing_lost, run_scenario
@@ -75,6 +76,16 @@ def test_baseline_runs_on_pod_ips_behind_the_service_vip() -> None:
         assert [layers[s["span_id"]] for s in trace["spans"] if s["name"] == "DNS A"] == ["edge"]
     texts = [text for _, text in outcome.run.events]
     assert any(f"{plan.CLUSTER_IP}:80 ->" in t for t in texts), texts
+    path = network_path(outcome.report["traces"][0])
+    assert path is not None
+    hops = [
+        f"= {plan.LOAD_BALANCER_IP}",
+        f"load balancer {plan.LOAD_BALANCER_IP}:80",
+        f"ingress {plan.INGRESS_IP}",
+        f"Service web-service {plan.CLUSTER_IP}:80",
+    ]
+    assert [path.index(h) for h in hops] == sorted(path.index(h) for h in hops), path
+    assert path.endswith(":8080") and any(f" {ip}:8080" in path for ip in pod_ips), path
 
 
 def test_slow_network_delay_is_recovered_in_service_for_that_pod_only() -> None:

@@ -92,5 +92,8 @@ def test_failures_and_new_reasons_as_text(page: Any) -> None:
     p = page.page
     row = p.query_selector("#dk-failure-table tr[data-layer='db'][data-kind='db-error']")
     assert row.query_selector(".baseline").inner_text() == "0"
-    assert row.query_selector(".candidate").inner_text() == "7"
-    assert p.inner_text("#dk-new-reasons li") == f"7 \u00d7 {HOSTILE_REASON}"
+    assert row.query_selector(".candidate").inner_text() == "12"
+    assert (
+        row.query_selector(".verdict").inner_text() == "regressed"
+    )  # 12 of 400 against none: Fisher p < 0.01
+    assert p.inner_text("#dk-new-reasons li") == f"12 \u00d7 {HOSTILE_REASON}"

@@ -13,9 +13,12 @@ from tests.diff.captures import ROUTES, capture, write_otlp, write_zipkin
 from tracekit.diff import DiffOptions, ReadOptions, diff, read_side
 
 
-def _diff(tmp_path: Path, base: Any, cand: Any, options: DiffOptions | None = None) -> dict[str, Any]:
+def _diff(
+    tmp_path: Path, base: Any, cand: Any, options: DiffOptions | None = None, zipkin: bool = True
+) -> dict[str, Any]:
+    """Baseline as Collector OTLP lines, candidate as Zipkin v2 (or OTLP too), read through the analyzer."""
     b = write_otlp(tmp_path / "base.jsonl", base)
-    c = write_zipkin(tmp_path / "cand.json", cand)
+    c = write_zipkin(tmp_path / "cand.json", cand) if zipkin else write_otlp(tmp_path / "cand.jsonl", cand)
     return diff(
         read_side("baseline", [str(b)], ReadOptions()),
         read_side("candidate", [str(c)], ReadOptions()),
@@ -84,6 +87,29 @@ def test_the_figures_are_the_injected_ones(tmp_path: Path) -> None:
             assert got["p50_ms"] == pytest.approx(float(np.percentile(truth, 50)), abs=1e-6)
             assert got["p99_ms"] == pytest.approx(float(np.percentile(truth, 99)), abs=1e-6)
             assert got["count"] == int(np.count_nonzero(truth))
+
+
+def test_more_failures_alone_are_a_regression(tmp_path: Path) -> None:
+    """No layer slower, but one request in ten now breaks in the database: the failure rate regressed."""
+    base = capture(300, 9, failure="app", failure_every=50)
+    cand = capture(300, 10, failure="db", failure_every=10, first=10_000)
+    result = _diff(tmp_path, base, cand)
+    assert result["failures"]["db"]["verdict"] == "regressed"
+    assert (result["failures"]["db"]["baseline"], result["failures"]["db"]["candidate"]) == (0, 30)
+    # 6 app failures against 0: too few to call (Fisher's exact test), so unchanged.
+    assert result["failures"]["app"]["verdict"] == "unchanged"
+    assert result["verdict"] == "regressed"
+    assert result["headline"].startswith("regressed: db failures 0 of 300 -> 30 of 300 requests")
+    assert any("database" in reason for reason in result["new_failure_reasons"])
+
+
+def test_same_failure_rate_is_unchanged(tmp_path: Path) -> None:
+    base = capture(300, 11, failure="db", failure_every=10)
+    cand = capture(300, 12, failure="db", failure_every=10, first=10_000)
+    # One format on both sides: Zipkin carries no exception events, so its reason words differ.
+    result = _diff(tmp_path, base, cand, zipkin=False)
+    assert result["failures"]["db"]["verdict"] == "unchanged"
+    assert result["new_failure_reasons"] == []  # the same reason on both sides
 
 
 @pytest.mark.slow

@@ -162,7 +162,7 @@ def diff(base: Side, cand: Side, options: DiffOptions | None = None) -> dict[str
         "layers": layers,
         "routes": routes,
         "routes_not_compared": skipped,
-        **_failures(base, cand),
+        **_failures(base, cand, alpha),
     }
     result["verdict"] = _overall(result)
     result["headline"] = headline(result)
@@ -180,8 +180,9 @@ def _side_summary(side: Side) -> dict[str, Any]:
     return out
 
 
-def _failures(base: Side, cand: Side) -> dict[str, Any]:
-    by_layer: dict[str, dict[str, int]] = {}
+def _failures(base: Side, cand: Side, alpha: float) -> dict[str, Any]:
+    """Failed requests per layer (with a verdict on the failure rate) and per kind; new reasons."""
+    by_layer: dict[str, dict[str, Any]] = {}
     b_layer: Counter[str] = Counter()
     c_layer: Counter[str] = Counter()
     for (layer, _kind), n in base.failures.items():
@@ -189,7 +190,19 @@ def _failures(base: Side, cand: Side) -> dict[str, Any]:
     for (layer, _kind), n in cand.failures.items():
         c_layer[layer] += n
     for layer in sorted(set(b_layer) | set(c_layer), key=lambda name: -(b_layer[name] + c_layer[name])):
-        by_layer[layer] = {"baseline": b_layer[layer], "candidate": c_layer[layer]}
+        by_layer[layer] = {
+            "baseline": b_layer[layer],
+            "candidate": c_layer[layer],
+            "p_raw": stats.failure_rate_p(b_layer[layer], base.traces, c_layer[layer], cand.traces),
+        }
+    # The failure rows are a family of their own: their own correction, the same alpha.
+    entries = list(by_layer.values())
+    for entry, p in zip(entries, stats.adjust([e["p_raw"] for e in entries]), strict=True):
+        entry["p_value"] = p
+        change = entry["candidate"] / max(cand.traces, 1) - entry["baseline"] / max(base.traces, 1)
+        entry["verdict"] = (
+            "unchanged" if p >= alpha or change == 0 else "regressed" if change > 0 else "improved"
+        )
     kinds: list[dict[str, Any]] = [
         {"layer": layer, "kind": kind, "baseline": base.failures.get((layer, kind), 0), "candidate": n}
         for (layer, kind), n in cand.failures.items()
@@ -224,12 +237,29 @@ def changed_rows(result: dict[str, Any], verdict: str) -> list[tuple[str | None,
     return found
 
 
+def failures_with(result: dict[str, Any], verdict: str) -> list[str]:
+    """Layers whose failure rate has ``verdict``, the largest change in count first."""
+    items = [(layer, e) for layer, e in result["failures"].items() if e["verdict"] == verdict]
+    items.sort(key=lambda item: -abs(item[1]["candidate"] - item[1]["baseline"]))
+    return [layer for layer, _ in items]
+
+
 def _overall(result: dict[str, Any]) -> str:
-    if changed_rows(result, "regressed"):
+    """``regressed`` when any time row or failure rate regressed, else ``improved`` if any improved."""
+    if changed_rows(result, "regressed") or failures_with(result, "regressed"):
         return "regressed"
-    if changed_rows(result, "improved"):
+    if changed_rows(result, "improved") or failures_with(result, "improved"):
         return "improved"
     return "unchanged"
+
+
+def _describe_failures(result: dict[str, Any], layer: str) -> str:
+    entry = result["failures"][layer]
+    base_n, cand_n = result["baseline"]["traces"], result["candidate"]["traces"]
+    return (
+        f"{layer} failures {entry['baseline']:,} of {base_n:,} -> {entry['candidate']:,} of {cand_n:,} "
+        f"requests (p={entry['p_value']:.2g})"
+    )
 
 
 def fmt_ms(value: float, sign: bool = False) -> str:
@@ -256,11 +286,26 @@ def describe_row(route: str | None, layer: str, row: dict[str, Any], confidence:
     )
 
 
+def _layer_names(rows: list[tuple[str | None, str, dict[str, Any]]]) -> list[str]:
+    """The distinct layers of ``rows`` in path order, ``(on N routes)`` for those changed on routes only."""
+    overall = {layer for route, layer, _ in rows if route is None}
+    on_routes: Counter[str] = Counter(layer for route, layer, _ in rows if route is not None)
+    names = [layer for layer in LAYERS if layer in overall or layer in on_routes]
+    names += sorted((overall | set(on_routes)) - set(LAYERS))
+    return [
+        name
+        if name in overall
+        else f"{name} (on {on_routes[name]} route{'s' if on_routes[name] > 1 else ''})"
+        for name in names
+    ]
+
+
 def headline(result: dict[str, Any]) -> str:
     """The one line that opens the text output: what regressed most, else what improved, else nothing."""
     confidence = result["settings"]["confidence"]
     regressed = changed_rows(result, "regressed")
     improved = changed_rows(result, "improved")
+    failing = failures_with(result, "regressed")
     if regressed:
         route, layer, row = regressed[0]
         text = f"regressed: {describe_row(route, layer, row, confidence)}"
@@ -274,15 +319,30 @@ def headline(result: dict[str, Any]) -> str:
                 text += ", on every route compared"
             elif on:
                 text += f", on {len(on)} of {len(result['routes'])} routes compared"
-        others = sorted({f"{lay} on {r}" if r else lay for r, lay, _ in regressed if lay != layer})
+        others = [lay for lay in _layer_names(regressed) if lay != layer]
         if others:
-            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
-            text += f"; also regressed: {', '.join(others[:3])}{more}"
+            text += f"; also regressed: {', '.join(others)}"
+        if failing:
+            text += f"; more failures: {', '.join(failing)}"
         return text
+    if failing:
+        return f"regressed: {_describe_failures(result, failing[0])}" + (
+            f"; more failures also in: {', '.join(failing[1:])}" if failing[1:] else ""
+        )
     if improved:
         route, layer, row = improved[0]
         return f"no regression; improved: {describe_row(route, layer, row, confidence)}"
+    fewer = failures_with(result, "improved")
+    if fewer:
+        return f"no regression; improved: {_describe_failures(result, fewer[0])}"
     settings = result["settings"]
+    n, m = result["baseline"]["traces"], result["candidate"]["traces"]
+    if stats.smallest_p(n, m) >= settings["alpha"]:
+        best = stats.smallest_p(n, m)
+        return (
+            f"too few requests to tell a change from noise ({n:,} against {m:,}: even all candidate requests "
+            f"slower than every baseline one would give p={best:.2g}, alpha {settings['alpha']:g})"
+        )
     return (
         f"nothing changed beyond noise ({settings['comparisons']} comparisons, alpha {settings['alpha']:g}, "
         f"shifts under {fmt_ms(settings['min_shift_ms'])} or {settings['min_shift_ratio']:.0%} ignored)"

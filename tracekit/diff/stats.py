@@ -164,12 +164,28 @@ def compare(baseline: Floats, candidate: Floats, alpha: float) -> Shift:
     return Shift(shift, low, high, p)
 
 
+def smallest_p(n: int, m: int) -> float:
+    """The smallest two-sided Mann-Whitney p-value samples of n and m values can give (complete
+    separation, no ties): below it no comparison of these sizes can be significant."""
+    return min(1.0, 2.0 / math.comb(n + m, n)) if n and m else 1.0
+
+
 def adjust(p_values: list[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (compare each with alpha), in the order given."""
     if not p_values:
         return []
     adjusted = sps.false_discovery_control(np.asarray(p_values, dtype=np.float64), method="bh")
     return [float(p) for p in np.atleast_1d(adjusted)]
+
+
+def failure_rate_p(base_failed: int, base_total: int, cand_failed: int, cand_total: int) -> float:
+    """Two-sided p-value of Fisher's exact test: did the share of failed requests change?
+
+    Exact for any count (failures are rare: the normal approximation of a two-proportion test fails
+    exactly where it matters, a handful of failures against none).
+    """
+    table = [[cand_failed, cand_total - cand_failed], [base_failed, base_total - base_failed]]
+    return float(sps.fisher_exact(table, alternative="two-sided").pvalue)
 
 
 def floor_ms(baseline_p50_ms: float, min_shift_ms: float, min_shift_ratio: float) -> float:

@@ -43,7 +43,8 @@ def _sources(side: dict[str, Any]) -> str:
     sources = side["sources"]
     shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
     read = f" (of {side['traces_read']:,} read)" if "traces_read" in side else ""
-    return f"{side['traces']:,} traces{read} from {shown}"
+    noun = "trace" if side["traces"] == 1 else "traces"
+    return f"{side['traces']:,} {noun}{read} from {shown}"
 
 
 def layer_table(result: dict[str, Any]) -> Table:
@@ -96,19 +97,23 @@ def route_table(result: dict[str, Any]) -> Table | None:
 
 
 def failure_table(result: dict[str, Any]) -> Table | None:
+    """Failed requests per layer and kind; the layer's failure-rate test on each of its rows."""
     kinds = result["failure_kinds"]
     if not kinds:
         return None
     base_n, cand_n = result["baseline"]["traces"], result["candidate"]["traces"]
     table = Table(title="Failed requests, by layer and kind", box=box.SIMPLE, title_justify="left")
-    for col in ("layer", "kind", "baseline", "candidate"):
-        table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    for col in ("layer", "kind", "baseline", "candidate", "p (layer)", "layer verdict"):
+        table.add_column(col, justify="left" if col in ("layer", "kind", "layer verdict") else "right")
     for item in kinds:
+        layer = result["failures"][item["layer"]]
         table.add_row(
             _layer(item["layer"]),
             Text(item["kind"]),
             f"{item['baseline']:,} ({item['baseline'] / base_n:.1%})",
             f"{item['candidate']:,} ({item['candidate'] / cand_n:.1%})",
+            f"{layer['p_value']:.2g}",
+            _verdict(layer),
         )
     return table
 

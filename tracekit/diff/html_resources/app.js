@@ -35,7 +35,8 @@
 
   // ---- header ------------------------------------------------------------------------------------
   function sideText(name, side) {
-    return name + ": " + side.traces.toLocaleString("en-US") + " traces from " + side.sources.join(", ");
+    return name + ": " + side.traces.toLocaleString("en-US") + (side.traces === 1 ? " trace" : " traces") +
+      " from " + side.sources.join(", ");
   }
   document.getElementById("dk-meta").textContent =
     sideText("baseline", D.baseline) + "\n" + sideText("candidate", D.candidate);
@@ -43,8 +44,8 @@
   head.textContent = D.headline;
   head.className = "dk-headline " + D.verdict;
   document.getElementById("dk-method").textContent =
-    "Each curve is the share of requests (up) that spent at most that long in the layer (across); the " +
-    "dashed one is the baseline. Shift: Hodges-Lehmann estimate of the typical change per request, with its " +
+    "Each curve is the share of requests (up) that spent at most that long in the layer (across, up to " +
+    "the larger p99 of the two sides); the dashed one is the baseline. Shift: Hodges-Lehmann estimate of the typical change per request, with its " +
     conf + " interval; p: Mann-Whitney U, Benjamini-Hochberg over " + D.settings.comparisons +
     " comparisons; unchanged below " + fmtMs(D.settings.min_shift_ms) + " or " +
     pct(D.settings.min_shift_ratio) + " of the baseline median.";
@@ -61,8 +62,11 @@
   }
   function ecdf(layer, row) {
     var base = row.distribution.baseline, cand = row.distribution.candidate;
-    var max = Math.max(base.length ? base[base.length - 1] : 0, cand.length ? cand[cand.length - 1] : 0) || 1;
-    var x = function (v) { return L + (W - L - R) * (v / max); };
+    // Across to the larger p99 of the two sides: a tail of a few slow requests would squeeze the rest
+    // into the left edge. Beyond it the curves run along the right edge.
+    var max = Math.max(row.baseline.p99_ms, row.candidate.p99_ms) ||
+      Math.max(base.length ? base[base.length - 1] : 0, cand.length ? cand[cand.length - 1] : 0) || 1;
+    var x = function (v) { return L + (W - L - R) * (Math.min(v, max) / max); };
     var y = function (q) { return T + (H - T - B) * (1 - q); };
     var svg = sv("svg", { "class": "dk-ecdf", viewBox: "0 0 " + W + " " + H, role: "img",
       "aria-label": layer + ": baseline and candidate distributions", "data-layer": layer });
@@ -73,7 +77,7 @@
     });
     [0, 0.5, 1].forEach(function (f) {
       svg.appendChild(sv("text", { x: x(max * f), y: H - 6, "text-anchor": f === 0 ? "start" : f === 1 ? "end" : "middle",
-        text: fmtMs(max * f) }));
+        text: fmtMs(max * f) + (f === 1 ? " (p99)" : "") }));
     });
     if (base.length) svg.appendChild(sv("path", { "class": "base", d: stepPath(base, x, y), "data-side": "baseline",
       "data-points": base.length }));
@@ -145,10 +149,13 @@
   var failures = document.getElementById("dk-failures");
   if (!D.failure_kinds.length) failures.appendChild(el("p", { "class": "dk-empty", text: "No failed request on either side." }));
   else failures.appendChild(table(el("table", { "class": "dk-table", id: "dk-failure-table" }),
-    ["layer", "kind", "baseline", "candidate"], D.failure_kinds.map(function (k) {
+    ["layer", "kind", "baseline", "candidate", "p (layer)", "layer verdict"], D.failure_kinds.map(function (k) {
+      var layer = D.failures[k.layer];
       return el("tr", { "data-layer": k.layer, "data-kind": k.kind }, [el("td", { text: k.layer }),
         el("td", { "class": "text", text: k.kind }), el("td", { "class": "baseline", text: String(k.baseline) }),
-        el("td", { "class": "candidate", text: String(k.candidate) })]);
+        el("td", { "class": "candidate", text: String(k.candidate) }),
+        el("td", { "class": "p", "data-value": layer.p_value, text: fmtP(layer.p_value) }),
+        el("td", { "class": "verdict text", text: layer.verdict })]);
     })));
   if (D.new_failure_reason_counts.length) {
     failures.appendChild(el("h2", { text: "Failure reasons new in the candidate" }));
