@@ -187,3 +187,15 @@ def test_too_few_requests_say_so(tmp_path: Path) -> None:
     result = run(str(base), str(cand))
     assert result.exit_code == 0
     assert result.output.startswith("too few requests to tell a change from noise (3 against 3")
+
+
+def test_routes_too_small_are_named_not_compared(pair: tuple[Path, Path]) -> None:
+    result = run(str(pair[0]), str(pair[1]), "--min-route-traces", "100")
+    data = json.loads(run(str(pair[0]), str(pair[1]), "--min-route-traces", "100", "--format", "json").output)
+    assert data["routes"] == []
+    assert {r["route"] for r in data["routes_not_compared"]} == {
+        "GET /api/items",
+        "GET /api/cart",
+        "GET /api/checkout",
+    }
+    assert "3 route(s) not compared (fewer than 100 requests on a side)" in result.output
