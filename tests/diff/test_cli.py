@@ -94,6 +94,26 @@ def test_saved_reports_give_the_same_diff(pair: tuple[Path, Path], tmp_path: Pat
     assert from_reports == from_traces
 
 
+def test_reformatted_and_truncated_reports(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """A report re-indented by a tool (one document, read whole) gives the same diff as the streamed one
+    (read a trace a line); a streamed report cut short is refused, naming the file."""
+    streamed = tmp_path / "base.report.json"
+    assert CliRunner().invoke(main, ["analyze", str(pair[0]), "-o", str(streamed)]).exit_code == 0
+    assert streamed.read_bytes().startswith(b'{"traces":[{')
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(json.loads(streamed.read_text()), indent=1))
+    one = json.loads(run(str(streamed), str(pair[1]), "--format", "json").output)
+    two = json.loads(run(str(pretty), str(pair[1]), "--format", "json").output)
+    one["baseline"].pop("sources"), two["baseline"].pop("sources")
+    assert one == two
+    cut = tmp_path / "cut.json"
+    lines = streamed.read_bytes().splitlines(keepends=True)
+    cut.write_bytes(b"".join(lines[: len(lines) // 2]))
+    result = run(str(cut), str(pair[1]))
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert f"{cut}: analyzer report: truncated" in result.output
+
+
 def test_report_saved_with_slowest_is_refused(pair: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "slowest.json"
     CliRunner().invoke(main, ["analyze", str(pair[0]), "--slowest", "3", "-o", str(out)])
