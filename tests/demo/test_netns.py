@@ -155,7 +155,7 @@ def test_failure_scenarios_are_blamed_right_on_the_pod_network(
 
 
 def test_scale_up_new_pods_join_the_nftables_endpoints() -> None:
-    outcome = netns_run("scale-up", requests=200, replicas=1)
+    outcome = netns_run("scale-up", requests=300, replicas=1)  # 12 s: time for a busy start
     assert_nothing_lost(outcome)
     assert outcome.report["summary"]["error_traces"] == 0
     added = outcome.run.added_pods[0]
