@@ -127,7 +127,7 @@ def test_diagnosis_reasons_are_plain_words() -> None:
 
 def test_ok_request_has_no_diagnosis() -> None:
     tree = check(request_trace(13))
-    assert tree.diagnosis == {"failed_layer": None, "reason": "", "span_id": None}
+    assert tree.diagnosis == {"failed_layer": None, "reason": "", "span_id": None, "outcome": "ok"}
 
 
 def test_parent_cycle_is_broken_with_a_warning() -> None:

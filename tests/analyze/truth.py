@@ -799,6 +799,9 @@ def to_zipkin(spans: list[Span]) -> list[dict[str, Any]]:
             z["kind"] = _ZIPKIN_KIND[s.kind]
         if s.events:
             z["annotations"] = [{"timestamp": e.time_ns // US, "value": e.name} for e in s.events]
+        if "peer.service" in s.attributes:
+            # Zipkin names the callee in the remote endpoint, not in a tag (Brave writes it so).
+            z["remoteEndpoint"] = {"serviceName": str(tags.pop("peer.service"))}
         out.append(z)
     return out
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tracekit.analyze.model import LAYERS, Trace
+from tracekit.analyze.model import LAYERS, SpanKind, Trace
 from tracekit.analyze.processors import Options, Processor, default_processors
 from tracekit.analyze.processors.aggregates import Aggregator
+from tracekit.analyze.processors.network import call_facts
 from tracekit.analyze.processors.timeline import KIND_NAMES, STATUS_NAMES, hops_as_dicts
 from tracekit.analyze.rules import load_rules
 from tracekit.analyze.tree import SpanTree, build_span_tree
@@ -253,39 +254,41 @@ def spans_of(tree: SpanTree) -> list[dict[str, Any]]:
     t0 = root.start
     out: list[dict[str, Any]] = []
     append, status_name = out.append, STATUS_NAMES.get
+    calls = (SpanKind.CLIENT, SpanKind.PRODUCER)
     for node in tree.nodes:
         span = node.span
         kind = span.kind
         start = node.start
         events = span.events
-        append(
-            {
-                "span_id": span.span_id,
-                "parent_id": span.parent_id,
-                "name": span.name,
-                "service": span.service,
-                "layer": node.hop_layer,
-                "span_layer": node.layer,
-                "kind": KIND_NAMES[kind] if 0 <= kind < 6 else "unspecified",
-                "start_ms": (start - t0) / 1e6,
-                "duration_ms": (node.end - start) / 1e6,
-                "self_ms": node.self_ns / 1e6,
-                "status": status_name(span.status, "unset"),
-                "status_message": span.status_message,
-                "critical": node.critical,
-                "failed": node.failed,
-                "attributes": span.attributes,
-                "resource": span.resource,
-                # Most spans have no events: skip building an empty list comprehension for them.
-                "events": [
-                    {"name": e.name, "time_ms": (e.time_ns - span.start_ns + start - t0) / 1e6}
-                    | ({"attributes": e.attributes} if e.attributes else {})
-                    for e in events
-                ]
-                if events
-                else [],
-            }
-        )
+        row = {
+            "span_id": span.span_id,
+            "parent_id": span.parent_id,
+            "name": span.name,
+            "service": span.service,
+            "layer": node.hop_layer,
+            "span_layer": node.layer,
+            "kind": KIND_NAMES[kind] if 0 <= kind < 6 else "unspecified",
+            "start_ms": (start - t0) / 1e6,
+            "duration_ms": (node.end - start) / 1e6,
+            "self_ms": node.self_ns / 1e6,
+            "status": status_name(span.status, "unset"),
+            "status_message": span.status_message,
+            "critical": node.critical,
+            "failed": node.failed,
+            "attributes": span.attributes,
+            "resource": span.resource,
+            # Most spans have no events: skip building an empty list comprehension for them.
+            "events": [
+                {"name": e.name, "time_ms": (e.time_ns - span.start_ns + start - t0) / 1e6}
+                | ({"attributes": e.attributes} if e.attributes else {})
+                for e in events
+            ]
+            if events
+            else [],
+        }
+        if kind in calls:
+            row.update(call_facts(node))
+        append(row)
     return out
 
 

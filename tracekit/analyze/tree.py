@@ -134,7 +134,12 @@ class SpanTree:
         self.segments: list[tuple[SpanNode, int, int]] = []
         #: Service -> ns on the critical path (attribution processor).
         self.service_ns: dict[str, int] = {}
-        self.diagnosis: dict[str, object] = {"failed_layer": None, "reason": "", "span_id": None}
+        self.diagnosis: dict[str, object] = {
+            "failed_layer": None,
+            "reason": "",
+            "span_id": None,
+            "outcome": "ok",
+        }
         #: The hop timeline (``timeline.Hop`` structs, path order), filled by the timeline processor.
         self.hops: list[Any] = []
         #: Spans of the trace with status ERROR (duplicates included), counted while building.

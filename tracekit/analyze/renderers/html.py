@@ -31,12 +31,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from tracekit import __version__
 from tracekit.analyze.model import LAYERS
+from tracekit.analyze.processors import aggregates
 from tracekit.attributes import (
     BACKEND_SERVICE_NAME,
     K8S_CONTAINER_NAME,
@@ -112,15 +113,11 @@ def _html_escape(text: str) -> str:
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (``q`` in 0..100) of already *sorted* values; None if empty."""
+    """The processors' percentile (``q`` in 0..100 here) of already *sorted* values; None if empty."""
     if not values:
         return None
-    if len(values) == 1:
-        return float(values[0])
-    pos = (len(values) - 1) * q / 100.0
-    low = math.floor(pos)
-    high = min(low + 1, len(values) - 1)
-    return float(values[low] + (values[high] - values[low]) * (pos - low))
+    # The processors' function takes a list; arrays and lists index the same way, so no copy is made.
+    return float(aggregates.percentile(cast("list[float]", values), q / 100.0))
 
 
 def _round(value: float | None) -> float | None:
@@ -854,8 +851,8 @@ class FlowBuilder:
                 for c, callee in remote:
                     edge_add((me, callee), c[5], c[6])
                 continue
-            covered = _covered(s, duration, remote) if remote else 0.0
-            net = max(0.0, duration - covered)
+            # The network part of the call is a processor fact (processors/network.py).
+            net = s.get("net_ms")
             layer = s.get("layer")
             through_service = layer == "service" or (
                 remote and pod is None and layer == "ingress" and _get(remote[0][0][0], K8S_POD_NAME)
@@ -869,7 +866,7 @@ class FlowBuilder:
                     name = service_name or "Service"
                 svc = self._virtual(f"s|{name}", str(name), "service", "k8s-service")
                 edge_add((me, svc), duration, error)
-                node_add(svc, net, error and not remote, "service")
+                node_add(svc, net or 0.0, error and not remote, "service")
                 for c, callee in remote:
                     edge_add((svc, callee), c[5], c[6], net)
                 continue
@@ -877,10 +874,10 @@ class FlowBuilder:
                 for _, callee in remote:
                     edge_add((me, callee), duration, error, net)
                 continue
-            # Nobody answered with a span: the callee is the database, an external peer, or unknown.
-            db_system = _get(s, "db.system.name") or _get(s, "db.system")
-            if db_system or layer == "db":
-                label = str(db_system or "database")
+            # Nobody answered with a span: the callee is the database, an external peer, or unknown
+            # (the layer and the names are the processors': the rule table's DB test, placement.peer_host).
+            if layer == "db":
+                label = str(s.get("db_system") or "database")
                 raw_pod = pod
                 # The database lives in the pod of the container that opens it (SQLite is a file there).
                 target: _NodeKey
@@ -893,13 +890,7 @@ class FlowBuilder:
                     pod, target = raw_pod, ("dw", label, f"{s.get('service')}")
                 target = self._virtual(target, label, "db", "database", pod=pod)
             else:
-                peer = (
-                    _get(s, "server.address")
-                    or _get(s, "net.peer.name")
-                    or _get(s, "http.host")
-                    or _get(s, "peer.service")
-                    or s.get("name")
-                )
+                peer = s.get("peer") or s.get("name")
                 target = self._virtual(f"e|{peer}", str(peer), layer or "external", "external")
             self._edge_add((me, target), duration, error)
             self._node_add(target, duration, error, layer)
@@ -972,36 +963,3 @@ def _final_key(key: _NodeKey, shown: Mapping[Any, str]) -> str:
     if key[0] == "d":
         return f"d|{key[1]}|{shown.get(key[2], key[2])}"
     return f"d|{key[1]}|{key[2]}"
-
-
-def _covered(span: Mapping[str, Any], duration: float, remote: Sequence[tuple[Any, ...]]) -> float:
-    """Milliseconds of ``span`` covered by the union of its children's intervals.
-
-    ``remote`` holds ``(child row, node)`` pairs (see :meth:`FlowBuilder.add`: a row's [0] is the
-    span, [5] its duration).
-    """
-    start = float(span.get("start_ms") or 0.0)
-    end = start + duration
-    if len(remote) == 1:
-        row = remote[0][0]
-        c_start = float(row[0].get("start_ms") or 0.0)
-        a, b = max(start, c_start), min(end, c_start + row[5])
-        return 0.0 if b <= a else b - a
-    intervals = sorted(
-        (max(start, c_start), min(end, c_start + row[5]))
-        for row, _ in remote
-        for c_start in (float(row[0].get("start_ms") or 0.0),)
-    )
-    total, cur_start, cur_end = 0.0, None, None
-    for a, b in intervals:
-        if b <= a:
-            continue
-        if cur_end is None or a > cur_end:
-            if cur_end is not None:
-                total += cur_end - cur_start
-            cur_start, cur_end = a, b
-        else:
-            cur_end = max(cur_end, b)
-    if cur_end is not None:
-        total += cur_end - cur_start
-    return total

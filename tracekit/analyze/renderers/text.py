@@ -145,6 +145,11 @@ def _bar(hop: dict[str, Any], total: float) -> Text:
     return Text(" " * start) + Text(char * length, style=style) + Text(" " * (BAR_WIDTH - start - length))
 
 
+def _outcome_word(trace: dict[str, Any]) -> str:
+    """FAILED, or REJECTED when the caller got a 4xx answer (diagnosis.outcome)."""
+    return "REJECTED" if (trace.get("diagnosis") or {}).get("outcome") == "rejected" else "FAILED"
+
+
 def trace_view(trace: dict[str, Any]) -> Group:
     """One trace: header, layer split, waterfall with self time and k8s context, diagnosis."""
     failed = trace["status"] == "error"
@@ -152,7 +157,7 @@ def trace_view(trace: dict[str, Any]) -> Group:
         ("Trace ", "bold"),
         (trace["trace_id"], "bold"),
         f"  {_ms(trace['duration_ms'])} ms  ",
-        ("FAILED" if failed else "ok", "bold red" if failed else "bold green"),
+        (_outcome_word(trace) if failed else "ok", "bold red" if failed else "bold green"),
         f"  {clean(trace.get('route', ''))}",
     )
     if not failed and trace.get("error_spans"):
@@ -194,7 +199,7 @@ def trace_view(trace: dict[str, Any]) -> Group:
     if diag["failed_layer"] is not None:
         parts.append(
             Text.assemble(
-                ("  ✗ broke in ", "bold red"),
+                ("  ✗ rejected in " if diag.get("outcome") == "rejected" else "  ✗ broke in ", "bold red"),
                 _layer(diag["failed_layer"]),
                 clean(f": {diag['reason']} (span {diag['span_id']})"),
             )

@@ -1,0 +1,61 @@
+"""The network part of a call: the time of a CLIENT span its callee's spans do not cover.
+
+A call's duration is the caller's view; the callee's SERVER span (or any span of another service
+under it) is the time the callee spent. What is left is the wire, kube-proxy, queueing, TLS: the
+network. The critical path attributes this same gap to the hop layer of the call (``layers.py``);
+this module gives it for *every* call, on the path or not, so the report's flow diagram can show the
+network figure of each edge without computing it a second way (docs/design.md, "Layers").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tracekit.analyze.model import SpanKind
+from tracekit.analyze.processors.placement import peer_host
+
+if TYPE_CHECKING:
+    from tracekit.analyze.tree import SpanNode
+
+_SERVER = SpanKind.SERVER
+
+#: Where the database product of a DB call is named, current convention first (for labels only: a
+#: span *is* a DB call when the rule table says ``db``).
+DB_SYSTEM_KEYS = ("db.system.name", "db.system", "db.type", "peer.service")
+
+
+def network_ns(node: SpanNode) -> int:
+    """ns of the call not covered by its remote children (the union of their intervals, clipped)."""
+    start, end = node.start, node.end
+    service = node.span.service
+    parts = sorted(
+        (max(start, c.start), min(end, c.end))
+        for c in node.children
+        if c.span.kind == _SERVER or c.span.service != service
+    )
+    covered = 0
+    cur_start = cur_end = None
+    for lo, hi in parts:
+        if hi <= lo:
+            continue
+        if cur_end is None or lo > cur_end:
+            if cur_end is not None and cur_start is not None:
+                covered += cur_end - cur_start
+            cur_start, cur_end = lo, hi
+        elif hi > cur_end:
+            cur_end = hi
+    if cur_end is not None and cur_start is not None:
+        covered += cur_end - cur_start
+    return max(0, end - start - covered)
+
+
+def call_facts(node: SpanNode) -> dict[str, Any]:
+    """What a report needs of a call besides the span: its network time, whom it called, and for a
+    database call the product's name."""
+    attrs = node.span.attributes
+    out: dict[str, Any] = {"net_ms": network_ns(node) / 1e6, "peer": peer_host(attrs)}
+    if node.hop_layer == "db":
+        out["db_system"] = next((attrs[k] for k in DB_SYSTEM_KEYS if attrs.get(k)), None) or node.span.attr(
+            "db.system"
+        )
+    return out
