@@ -250,7 +250,8 @@ def _print_text(
         out.print(trace_view(trace))
         path = network_path(trace)
         if path:
-            out.print(f"  the way in: {path}")
+            steps = path.replace(" -> ", "\n    -> ")
+            out.print(f"  The way in (addresses from the spans):\n    {steps}\n")
     out.print(layer_table(report["summary"]))
     for table in (failure_table(report["summary"]), route_table(report["summary"])):
         if table is not None:
@@ -305,6 +306,12 @@ def _print_verdict(chosen: scenarios.Scenario, verdict: dict[str, Any], out: Con
         line = (
             f"the analyzer blames [bold]{blamed}[/bold] for {on_blamed} of {failed} failed requests"
             f" (all failures: {verdict['failed_layers']})"
+        )
+    elif verdict.get("layer_growth_ms"):
+        grew = verdict["layer_growth_ms"].get(str(blamed), 0.0)
+        line = (
+            f"the layer that grew most on {verdict['shaped_pod']}'s requests is [bold]{blamed}[/bold] "
+            f"(mean +{grew:.1f} ms against the other pods' requests)"
         )
     else:
         p50 = verdict["layer_p50_ms"].get(str(blamed), 0.0)

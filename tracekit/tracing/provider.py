@@ -314,6 +314,7 @@ def instrument(
     response_hook: Callable[..., Any] | None = None,
     watch_timeout: int = 300,
     instrument_requests: bool = True,
+    instrument_databases: bool = True,
 ) -> Any:
     """Trace a Flask ``app`` with pod and routing context; returns the app. Safe to call twice.
 
@@ -331,6 +332,7 @@ def instrument(
         span_processor=span_processor,
         k8s=k8s,
         instrument_requests=instrument_requests,
+        instrument_databases=instrument_databases,
     )
     if rt is None:
         return app
