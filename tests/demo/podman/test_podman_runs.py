@@ -29,6 +29,7 @@ from tests.demo.conftest import Outcome, assert_nothing_lost, run_scenario
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[3]
+DEMO = [sys.executable, "-m", "tracekit", "demo", "--runtime", "podman"]
 
 
 def _missing() -> str | None:
@@ -184,20 +185,11 @@ def test_a_container_that_exits_is_reported_and_everything_is_removed(podman_rea
         demo.cleanup()
 
 
-def test_ctrl_c_removes_everything(podman_ready: Podman, tmp_path: Path) -> None:
+def test_ctrl_c_removes_everything(podman_ready: Podman) -> None:
+    from demo_app.network import netns
+
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tracekit",
-            "demo",
-            "--runtime",
-            "podman",
-            "--requests",
-            "2000",
-            "--rate",
-            "20",
-        ],
+        [*DEMO, "--requests", "2000", "--rate", "20"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -213,6 +205,7 @@ def test_ctrl_c_removes_everything(podman_ready: Podman, tmp_path: Path) -> None
     assert proc.returncode == 130, rest
     assert "every process was stopped" in rest
     assert_nothing_left(podman_ready)
+    assert not [n for n in netns.existing() if n.startswith(netns.ns_name("", owner=proc.pid))]
 
 
 def test_with_the_pod_network_podmans_pods_are_the_endpoints_behind_the_service_vip(
@@ -241,3 +234,31 @@ def test_with_the_pod_network_podmans_pods_are_the_endpoints_behind_the_service_
     assert failed > 0
     assert outcome.verdict["failed_layers"].get("service", 0) >= 0.95 * failed
     assert not [n for n in netns.existing() if n.startswith(netns.ns_name(""))]
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next_one(podman_ready: Podman, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*DEMO, "--network", "loopback", "--requests", "2000", "--rate", "20"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "load generator started" in line:
+            break
+    proc.kill()  # SIGKILL: no clean-up of its own
+    proc.communicate(timeout=60)
+    network = f"{NETWORK_PREFIX}{proc.pid}"
+    assert network in podman_ready.networks()
+    left = [
+        p["Name"]
+        for p in podman_ready.json("pod", "ps", "--format", "json", "--filter", f"network={network}")
+    ]
+    assert len(left) == 3  # two replicas and the network's holder
+    kit = manifests.select_kit(manifests.kubectl_kustomize(ROOT / "deploy" / "base"))
+    from demo_app.podman.runtime import PodmanPods
+
+    PodmanPods(kit, tmp_path).remove_orphans()
+    assert_nothing_left(podman_ready)
