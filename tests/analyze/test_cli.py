@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.analyze.truth import request_trace, to_jaeger, to_otlp, to_otlp_lines, to_zipkin
+from tests.analyze.cli_run import one_line_error, run
+from tests.analyze.truth import (
+    anomalous_otlp_lines,
+    request_trace,
+    to_jaeger,
+    to_otlp,
+    to_otlp_lines,
+    to_zipkin,
+)
 from tracekit.cli import main
 
 CONTRACT_SUMMARY = {"traces", "spans", "error_traces", "layers"}
@@ -34,19 +43,6 @@ def otlp_file(tmp_path: Path, built) -> Path:
     path = tmp_path / "traces.jsonl"
     path.write_text(to_otlp_lines([s for b in built for s in b.spans], per_line=5))
     return path
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, ["analyze", *args], catch_exceptions=False)
-
-
-def one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_json_output_follows_the_contract(otlp_file: Path, built) -> None:
@@ -310,3 +306,97 @@ def test_all_lines_bad_is_still_one_line(tmp_path: Path) -> None:
     path = tmp_path / "lines.jsonl"
     path.write_text('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 5}]}]}]}\n' * 3 + "{oops\n")
     one_line_error(run(str(path), "--format", "json"), "lines.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--slowest", "0"], "--slowest"),
+        (["--slowest", "-1"], "--slowest"),
+        (["--slowest", "abc"], "--slowest"),
+        (["--warnings", "-1"], "--warnings"),
+        (["--warnings", "x"], "--warnings"),
+        (["--format", "xml"], "--format"),
+        (["--limit", "0"], "--limit"),
+        (["--no-such-option"], "--no-such-option"),
+        (["--trace-id"], "--trace-id"),
+    ],
+)
+def test_bad_option_values_are_one_line(otlp_file: Path, args: list[str], needle: str) -> None:
+    one_line_error(run(str(otlp_file), *args), needle)
+
+
+def test_help_still_prints_usage() -> None:
+    result = run("--help")
+    assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_trace_id_of_a_non_hex_jaeger_file_can_be_selected(tmp_path: Path, built) -> None:
+    # Synthetic Jaeger files use ids such as "trace-123"; the reader hashes them to hex, and
+    # `--trace-id trace-123` used to answer "not found".
+    doc = to_jaeger([built[0].spans])
+    doc["data"][0]["traceID"] = "trace-123"
+    for span in doc["data"][0]["spans"]:
+        span["traceID"] = "trace-123"
+        for ref in span.get("references", []):
+            ref["traceID"] = "trace-123"
+    path = tmp_path / "nonhex.json"
+    path.write_text(json.dumps(doc))
+    every = json.loads(run(str(path), "--format", "json").stdout)
+    (hashed,) = [t["trace_id"] for t in every["traces"]]
+    for given in ("trace-123", hashed, hashed.upper()):
+        result = run(str(path), "--format", "json", "--trace-id", given)
+        assert result.exit_code == 0, (given, result.stderr)
+        assert [t["trace_id"] for t in json.loads(result.stdout)["traces"]] == [hashed]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_trace_id_in_any_case_short_or_0x(otlp_file: Path, built, monkeypatch, jobs: str) -> None:
+    monkeypatch.setenv("TRACEKIT_PARALLEL_MIN_BYTES", "1")
+    tid = built[1].trace_id
+    for given in (tid.upper(), "0x" + tid.lstrip("0"), tid.lstrip("0")):
+        result = run(str(otlp_file), "--format", "json", "--trace-id", given, "--jobs", jobs)
+        assert result.exit_code == 0, result.stderr
+        assert [t["trace_id"] for t in json.loads(result.stdout)["traces"]] == [tid]
+
+
+@pytest.mark.parametrize("given", ["", "   ", "a" * 33, "f" * 64])
+def test_impossible_trace_id_is_a_clear_error(otlp_file: Path, given: str) -> None:
+    # Used to say "trace id(s) ... not found in the input", as if the id could have been there.
+    one_line_error(run(str(otlp_file), "--trace-id", given), "--trace-id", "not a trace id")
+
+
+def test_anomalous_input_json_text_html_agree(tmp_path: Path) -> None:
+    path = anomalous_otlp_lines(tmp_path / "anomalous.jsonl")
+    summary = json.loads(run(str(path), "--format", "json").stdout)["summary"]
+    assert summary["traces"] and summary["error_traces"]
+    text = run(str(path), "--format", "text").stdout
+    counts = re.search(r"([\d,]+) traces, ([\d,]+) spans, ([\d,]+) failed", text)
+    assert counts is not None
+    assert [int(c) for c in counts.groups()] == [summary[k] for k in ("traces", "spans", "error_traces")]
+    for layer, entry in summary["layers"].items():
+        row = re.search(rf"^\s+{layer}\s+(\d+)\s", text, re.M)
+        assert row is not None and int(row[1]) == entry["count"], layer
+    html = tmp_path / "r.html"
+    assert run(str(path), "-o", str(html)).exit_code == 0
+    blob = re.search(
+        r'<script type="application/json" id="tracekit-data">(.*?)</script>', html.read_text(), re.S
+    )
+    assert blob is not None
+    page = json.loads(blob.group(1).replace("<\\/", "</"))["summary"]
+    assert [page[k] for k in ("traces", "spans", "error_traces")] == [
+        summary[k] for k in ("traces", "spans", "error_traces")
+    ]
+    assert {k: (v["count"], round(v["mean_ms"], 3)) for k, v in page["layers"].items()} == {
+        k: (v["count"], round(v["mean_ms"], 3)) for k, v in summary["layers"].items()
+    }
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "html"])
+def test_output_that_is_an_input_is_refused(otlp_file: Path, fmt: str) -> None:
+    # `tracekit analyze t.jsonl -o t.jsonl --format json` used to truncate the input while
+    # streaming it, report what had been read so far and exit 0: the trace file was gone.
+    before = otlp_file.read_bytes()
+    alias = otlp_file.parent / "." / otlp_file.name
+    one_line_error(run(str(otlp_file), "-o", str(alias), "--format", fmt), "output file is also an input")
+    assert otlp_file.read_bytes() == before

@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tests.analyze.cli_run import one_line_error, run
 from tests.analyze.conftest import run_checked
 from tracekit.analyze.model import Span, SpanKind, Trace
 from tracekit.analyze.processors import Options
@@ -193,6 +194,13 @@ def test_bad_rules_files_raise_one_line(tmp_path: Path, text: str, needle: str) 
 def test_missing_rules_file() -> None:
     with pytest.raises(RulesError, match="cannot read rules file"):
         load_rules("/nonexistent/rules.yaml")
+
+
+def test_rules_sidecar_typo_is_an_error(otlp_file: Path, tmp_path: Path) -> None:
+    # `sidecar: {container: [db]}` used to replace the built-in sidecar lists with nothing, silently.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("sidecar:\n  container: [db]\n")
+    one_line_error(run(str(otlp_file), "--rules", str(rules)), "rules.yaml", "sidecar", "container")
 
 
 def test_a_clients_dns_lookup_is_edge_time_not_an_external_call() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tracekit import attributes as a
@@ -803,3 +804,29 @@ def to_zipkin(spans: list[Span]) -> list[dict[str, Any]]:
             z["remoteEndpoint"] = {"serviceName": str(tags.pop("peer.service"))}
         out.append(z)
     return out
+
+
+def anomalous_otlp_lines(path: Path) -> Path:
+    """Collector lines at ``path`` with an orphan, a duplicate span id, a span without start, a span
+    ending before it starts, odd attribute values, a bad trace id, a bad line and a repeated line."""
+    traces = [request_trace(500 + i, failure="db" if i % 3 == 0 else None) for i in range(9)]
+    docs = [json.loads(line) for line in to_otlp_lines([s for t in traces for s in t.spans], 5).splitlines()]
+
+    def first_spans(doc: dict) -> list[dict]:
+        return [sp for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for sp in ss["spans"]]
+
+    first_spans(docs[0])[0]["parentSpanId"] = "ffffffffffffffff"
+    spans = first_spans(docs[1])
+    spans[1]["spanId"] = spans[0]["spanId"]
+    spans = first_spans(docs[2])
+    spans[0]["startTimeUnixNano"] = str(int(spans[0]["endTimeUnixNano"]) + 10**9)
+    first_spans(docs[3])[0]["attributes"] = [
+        {"key": "http.response.status_code", "value": {"stringValue": "abc"}},
+        {"key": "x", "value": {"arrayValue": {"values": [{"intValue": "1"}]}}},
+    ]
+    del first_spans(docs[4])[0]["startTimeUnixNano"]
+    first_spans(docs[5])[0]["traceId"] = "zz"
+    first_spans(docs[6])[0]["kind"] = 99
+    lines = [json.dumps(d) for d in docs] + ["{bad json", json.dumps(docs[0])]
+    path.write_text("\n".join(lines) + "\n")
+    return path

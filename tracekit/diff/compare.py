@@ -336,6 +336,13 @@ def headline(result: dict[str, Any]) -> str:
     if fewer:
         return f"no regression; improved: {_describe_failures(result, fewer[0])}"
     settings = result["settings"]
+    n, m = result["baseline"]["traces"], result["candidate"]["traces"]
+    if stats.smallest_p(n, m) >= settings["alpha"]:
+        best = stats.smallest_p(n, m)
+        return (
+            f"too few requests to tell a change from noise ({n:,} against {m:,}: even all candidate requests "
+            f"slower than every baseline one would give p={best:.2g}, alpha {settings['alpha']:g})"
+        )
     return (
         f"nothing changed beyond noise ({settings['comparisons']} comparisons, alpha {settings['alpha']:g}, "
         f"shifts under {fmt_ms(settings['min_shift_ms'])} or {settings['min_shift_ratio']:.0%} ignored)"

@@ -164,6 +164,12 @@ def compare(baseline: Floats, candidate: Floats, alpha: float) -> Shift:
     return Shift(shift, low, high, p)
 
 
+def smallest_p(n: int, m: int) -> float:
+    """The smallest two-sided Mann-Whitney p-value samples of n and m values can give (complete
+    separation, no ties): below it no comparison of these sizes can be significant."""
+    return min(1.0, 2.0 / math.comb(n + m, n)) if n and m else 1.0
+
+
 def adjust(p_values: list[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (compare each with alpha), in the order given."""
     if not p_values:

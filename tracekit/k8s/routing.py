@@ -98,15 +98,6 @@ def _age_key(obj: Obj) -> tuple[str, str, str]:
     return (str(meta.get("creationTimestamp") or ""), str(meta.get("namespace") or ""), str(meta.get("name")))
 
 
-def _wildcard_one_label(pattern: str, host: str) -> bool:
-    """Ingress wildcard: ``*.example.com`` matches exactly one extra label."""
-    suffix = pattern[1:]  # ".example.com"
-    if not host.endswith(suffix):
-        return False
-    head = host[: -len(suffix)]
-    return bool(head) and "." not in head
-
-
 def _wildcard_suffix(pattern: str, host: str) -> bool:
     """Gateway API wildcard: ``*.example.com`` matches one or more extra labels."""
     suffix = pattern[1:]
@@ -399,6 +390,3 @@ class RoutingTable:
             if selects[id(chosen)] is not None:
                 attrs[a.BACKEND_SELECTS_POD] = bool(selects[id(chosen)])
         return attrs
-
-
-EMPTY_TABLE = RoutingTable()

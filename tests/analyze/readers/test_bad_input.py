@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.analyze.cli_run import run
 from tracekit.analyze.api import Analysis
 from tracekit.analyze.readers import read_traces
 from tracekit.errors import TraceFormatError, UnknownFormatError
@@ -213,3 +214,13 @@ def test_one_malformed_span_does_not_cost_its_whole_batch(tmp_path: Path) -> Non
         f"{path}:1: span dropped: field $.resourceSpans[0].scopeSpans[0].spans[1].startTimeUnixNano: "
         "Expected `int`, got `str`"
     ]
+
+
+def test_a_repeated_span_id_is_one_warning_from_the_analysis() -> None:
+    # Same id and same kind twice in a Zipkin file (not the shared client/server span Zipkin allows):
+    # the reader keeps both and stays silent, the analysis keeps the first and says so, once.
+    result = run(str(DATA / "readers_zipkin_repeated_id_and_kind.json"), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    (trace,) = json.loads(result.stdout)["traces"]
+    assert trace["warnings"] == ["1 span(s) with a duplicate span id dropped (first one kept)"]
+    assert [h["name"] for h in trace["hops"]] == ["root", "x"]  # the first "b" kept, "y" dropped

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from tests.analyze.cli_run import one_line_error, run
+from tests.analyze.truth import request_trace, to_otlp
 from tracekit.analyze.readers.jaeger_api import fetch_traces, parse_lookback, split_frames
 from tracekit.errors import TraceFormatError
 
@@ -126,3 +128,55 @@ def test_an_answer_past_the_size_cap_is_refused(httpserver: HTTPServer) -> None:
     # Under the cap the same answer reads.
     (trace,) = fetch_traces(httpserver.url_for("/"), trace_id=TID, max_bytes=3 * len(body))
     assert trace.trace_id == TID
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "needle"),
+    [
+        (500, "<html>\n<body>\n<h1>Internal\nServer Error</h1></body></html>", "text/html", "HTTP 500"),
+        (502, "", "text/plain", "HTTP 502"),
+        (200, "<html>\n<body>login page</body>\n</html>", "text/html", "unreadable answer"),
+        (200, '{"result": {"resourceSpans": [', "application/json", "unreadable answer"),
+        (200, "{}", "application/json", "unexpected answer"),
+        (200, '{"result": {}}', "application/json", "no traces"),
+        (200, '{"result": {"resourceSpans": []}}', "application/json", "no traces"),
+        (200, "null", "application/json", ""),
+        (200, "[]", "application/json", ""),
+        (200, '"text"', "application/json", ""),
+        (200, '{"result": {"resourceSpans": "x"}}', "application/json", ""),
+        (200, '{"error": "boom\\nsecond line"}', "application/json", "boom second line"),
+        (200, '{"error": {"message": 5}}', "application/json", ""),
+        (200, b"\xff\xfe\x00garbage", "application/json", ""),
+        (404, '{"error": {"httpCode": 404, "message": "No\\ntraces"}}', "application/json", "no traces"),
+    ],
+)
+def test_jaeger_odd_answers_are_one_line(
+    httpserver: HTTPServer, status: int, body: str | bytes, content_type: str, needle: str
+) -> None:
+    httpserver.expect_request("/api/v3/traces").respond_with_data(
+        body, status=status, content_type=content_type
+    )
+    result = run("--jaeger", httpserver.url_for("/"), "--service", "shop", "--format", "json")
+    line = one_line_error(result, "/api/v3/traces")
+    assert needle.lower() in line.lower()
+
+
+def test_jaeger_many_traces_respects_limit(httpserver: HTTPServer) -> None:
+    traces = [request_trace(300 + i) for i in range(30)]
+    body = {"result": to_otlp([s for t in traces for s in t.spans])}
+    httpserver.expect_request("/api/v3/traces").respond_with_json(body)
+    result = run("--jaeger", httpserver.url_for("/"), "--service", "shop", "--limit", "7", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["summary"]["traces"] == 7
+
+
+def test_jaeger_empty_protojson_frame_is_no_traces(httpserver: HTTPServer, built) -> None:
+    # protojson omits an empty resourceSpans, so a streamed empty frame is `{"result": {}}`; next to
+    # a frame with spans it used to stop the run ("no resourceSpans (not an OTLP traces document)").
+    frames = [{"result": {}}, {"result": to_otlp(built[0].spans)}, {"result": {}}]
+    httpserver.expect_request("/api/v3/traces").respond_with_data(
+        "\n".join(json.dumps(f) for f in frames), content_type="application/json"
+    )
+    result = run("--jaeger", httpserver.url_for("/"), "--service", "shop", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [t["trace_id"] for t in json.loads(result.stdout)["traces"]] == [built[0].trace_id]

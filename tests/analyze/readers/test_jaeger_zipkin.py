@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from tests.analyze.cli_run import one_line_error, run
+from tests.analyze.truth import to_jaeger
 from tracekit.analyze.model import RefType, SpanKind, StatusCode
 from tracekit.analyze.readers import read_traces
 
@@ -83,3 +86,41 @@ def test_zipkin_array_of_traces() -> None:
     solo = next(t for t in traces if len(t.spans) == 1)
     assert solo.trace_id == "00000000000000000000000000000abc" and solo.spans[0].span_id == "0000000000000abc"
     assert solo.spans[0].kind is SpanKind.INTERNAL  # no kind: a local span
+
+
+def test_jaeger_file_with_one_bad_span_keeps_the_others(tmp_path: Path, built) -> None:
+    # One span with `"duration": "5"` used to fail the whole document (exit 2, nothing analysed).
+    doc = to_jaeger([b.spans for b in built])
+    doc["data"][1]["spans"][-1]["duration"] = "5"
+    path = tmp_path / "jaeger.json"
+    path.write_text(json.dumps(doc))
+    result = run(str(path), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["summary"]["traces"] == 2
+    assert report["summary"]["spans"] == len(built[0].spans) + len(built[1].spans) - 1
+    assert "trace 2, span" in result.stderr and "field duration" in result.stderr
+
+
+def test_jaeger_file_with_a_bad_process_is_still_one_line(tmp_path: Path, built) -> None:
+    doc = to_jaeger([built[0].spans])
+    next(iter(doc["data"][0]["processes"].values()))["serviceName"] = 5
+    path = tmp_path / "jaeger.json"
+    path.write_text(json.dumps(doc))
+    one_line_error(run(str(path)), "jaeger.json", "serviceName")
+
+
+def test_jaeger_span_without_a_start_time_is_dropped_with_a_warning(tmp_path: Path, built) -> None:
+    # It was placed at 0 (a 1970 span; as a root, a 55-year trace); now dropped, as in OTLP.
+    doc = to_jaeger([built[0].spans])
+    spans = doc["data"][0]["spans"]
+    del spans[-1]["startTime"]
+    spans[-2]["startTime"] = 0
+    path = tmp_path / "jaeger.json"
+    path.write_text(json.dumps(doc))
+    result = run(str(path), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    (trace,) = json.loads(result.stdout)["traces"]
+    assert trace["span_count"] == len(built[0].spans) - 2
+    assert sum("dropped: field startTime" in w for w in trace["warnings"]) == 1, trace["warnings"]
+    assert sum("dropped: start time 0 (not set)" in w for w in trace["warnings"]) == 1, trace["warnings"]

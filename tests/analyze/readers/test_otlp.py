@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.analyze.cli_run import one_line_error, run
 from tracekit.analyze.model import RefType, SpanKind, StatusCode
 from tracekit.analyze.readers import read_traces
 
@@ -206,3 +207,37 @@ def test_lines_with_ids_to_repair_read_like_canonical_ones(tmp_path: Path, repai
     plain = read(False)
     assert len(plain) == 3 and all(len(t["spans"]) == 4 and not t["warnings"] for t in plain)
     assert [{**t, "source": ""} for t in read(True)] == [{**t, "source": ""} for t in plain]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_otlp_span_without_a_start_time_is_dropped_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
+) -> None:
+    # It read as 0: a child sat in 1970 under a 2025 root, silently off the critical path, and a
+    # root made a 55-year trace. Now a missing or negative startTimeUnixNano drops the span with a
+    # warning naming the field, and a zero one in a trace with absolute times drops it with a warning
+    # saying so, in one process and in parallel workers alike.
+    monkeypatch.setenv("TRACEKIT_PARALLEL_MIN_BYTES", "1")
+    result = run(str(DATA / "readers_otlp_child_without_start.json"), "--format", "json", "--jobs", jobs)
+    assert result.exit_code == 0, result.stderr
+    (trace,) = json.loads(result.stdout)["traces"]
+    assert trace["span_count"] == 1 and trace["duration_ms"] == 10.0
+    assert "spans[1]: Object missing required field `startTimeUnixNano`" in result.stderr
+
+    doc = json.loads((DATA / "readers_otlp_child_without_start.json").read_text())
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[1]["startTimeUnixNano"] = "-5"
+    spans.append({**spans[0], "spanId": "cccccccccccccccc", "startTimeUnixNano": 0})
+    path = tmp_path / "zero_and_negative.json"
+    path.write_text(json.dumps(doc))
+    result = run(str(path), "--format", "json", "--jobs", jobs)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["summary"]["spans"] == 1
+    assert result.stderr.count("startTimeUnixNano: Expected `int` >= 0") == 1, result.stderr
+    # A start of 0 beside absolute times means "not set" (a consistently relative trace keeps it).
+    assert result.stderr.count("1 span(s) dropped: start time 0 (not set)") == 1, result.stderr
+
+    # The only span without a start: nothing usable, one line naming the file and the field.
+    one_line_error(
+        run(str(DATA / "readers_otlp_root_without_start.json"), "--format", "json"), "startTimeUnixNano"
+    )

@@ -71,9 +71,10 @@ _cache: dict[str, Outcome] = {}
 
 
 def podman_run(name: str, **kwargs: object) -> Outcome:
-    if name not in _cache:
-        _cache[name] = run_scenario(name, runtime="podman", **kwargs)
-    return _cache[name]
+    key = f"{name} {sorted(kwargs.items())}"
+    if key not in _cache:
+        _cache[key] = run_scenario(name, runtime="podman", **kwargs)
+    return _cache[key]
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +213,31 @@ def test_ctrl_c_removes_everything(podman_ready: Podman, tmp_path: Path) -> None
     assert proc.returncode == 130, rest
     assert "every process was stopped" in rest
     assert_nothing_left(podman_ready)
+
+
+def test_with_the_pod_network_podmans_pods_are_the_endpoints_behind_the_service_vip(
+    podman_ready: Podman,
+) -> None:
+    from demo_app.network import netns, plan, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    outcome = podman_run("pod-failure", requests=80, replicas=2, network="netns")
+    assert_nothing_lost(outcome)
+    ips = outcome.run.podman.pod_ips
+    assert set(ips) == set(outcome.run.pods)
+    # kube-proxy's map (nftables) held the pods' addresses as podman's sandboxes have them
+    texts = [text for _, text in outcome.run.events]
+    both = ", ".join(f"{ip}:8080" for ip in sorted(ips.values()))
+    assert f"nftables: Service web-service {plan.CLUSTER_IP}:80 -> {both}" in texts, texts
+    for resource in app_resources(outcome):
+        assert resource["k8s.pod.ip"] == ips[resource["k8s.pod.name"]]
+        assert resource["k8s.container.name"] in ("app", "db")
+    for trace in outcome.report["traces"]:
+        client = next(s for s in trace["spans"] if s["service"] == "ingress" and s["kind"] == "client")
+        assert client["attributes"]["network.peer.address"] == plan.CLUSTER_IP
+    failed = outcome.verdict["failed_requests"]
+    assert failed > 0
+    assert outcome.verdict["failed_layers"].get("service", 0) >= 0.95 * failed
+    assert not [n for n in netns.existing() if n.startswith(netns.ns_name(""))]

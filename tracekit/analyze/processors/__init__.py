@@ -54,10 +54,3 @@ def default_processors(options: Options) -> list[Processor]:
     if not options.adjust_skew:
         steps.remove(adjust_clock_skew)
     return steps
-
-
-def run_processors(tree: SpanTree, options: Options, processors: list[Processor] | None = None) -> SpanTree:
-    """Run ``processors`` (default: :func:`default_processors`) over ``tree`` in order."""
-    for step in processors if processors is not None else default_processors(options):
-        tree = step(tree, options)
-    return tree

@@ -64,9 +64,6 @@ MAX_PODS_SHOWN = 3
 #: Example trace ids kept per failure group.
 FAILURE_EXAMPLES = 5
 
-output_file_extension = "html"
-output_is_binary = False
-
 _RESOURCES = "tracekit.analyze.renderers.html_resources"
 _PLACEHOLDER = re.compile(r"\{\{(TITLE|CSS|JS|DATA)\}\}")
 # Characters that may not appear raw inside <script>: "<" starts "</script>" and "<!--", the two

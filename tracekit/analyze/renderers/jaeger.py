@@ -30,9 +30,6 @@ import msgspec
 from tracekit.analyze.model import RefType, Span, SpanKind, StatusCode, Trace
 from tracekit.attributes import SERVICE_NAME
 
-output_file_extension = "json"
-output_is_binary = False
-
 _KIND_TAG = {
     SpanKind.SERVER: "server",
     SpanKind.CLIENT: "client",

@@ -35,7 +35,8 @@
 
   // ---- header ------------------------------------------------------------------------------------
   function sideText(name, side) {
-    return name + ": " + side.traces.toLocaleString("en-US") + " traces from " + side.sources.join(", ");
+    return name + ": " + side.traces.toLocaleString("en-US") + (side.traces === 1 ? " trace" : " traces") +
+      " from " + side.sources.join(", ");
   }
   document.getElementById("dk-meta").textContent =
     sideText("baseline", D.baseline) + "\n" + sideText("candidate", D.candidate);
@@ -144,6 +145,12 @@
       return el("tr", { "data-route": item[0], "data-layer": item[1] },
         [el("td", { "class": "text", text: item[0] }), el("td", { "class": "text", text: item[1] })].concat(cells(item[2])));
     })));
+
+  if (D.routes_not_compared.length) routes.appendChild(el("p", { "class": "dk-hint", id: "dk-routes-skipped",
+    text: D.routes_not_compared.length + " route(s) not compared (fewer than " + D.settings.min_route_traces +
+      " requests on a side): " + D.routes_not_compared.slice(0, 10).map(function (r) {
+        return r.route + " (" + r.baseline + " / " + r.candidate + ")";
+      }).join(", ") + (D.routes_not_compared.length > 10 ? ", …" : "") }));
 
   var failures = document.getElementById("dk-failures");
   if (!D.failure_kinds.length) failures.appendChild(el("p", { "class": "dk-empty", text: "No failed request on either side." }));
