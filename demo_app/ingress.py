@@ -45,12 +45,16 @@ from demo_app.cluster import pod_target, read_state
 from demo_app.knobs import Knobs
 from tracekit import attributes as a
 from tracekit.k8s.routing import RouteMatch, normalize_host, resolve_ingress, service_selects
+from tracekit.tracing.redact import query_keys_from_env, redact_url
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
      "transfer-encoding", "upgrade", "proxy-connection", "host", "content-length"}
 )  # fmt: skip
 UPSTREAM_TIMEOUT_S = 10.0
+#: The query keys whose values the library redacts (``TRACEKIT_REDACT_QUERY_KEYS``): the ingress
+#: records the URL it forwards to by the same rule.
+QUERY_KEYS = query_keys_from_env()
 
 #: What the ingress answers: status, body, headers (None: a plain-text answer of its own).
 Answer = tuple[int, bytes, list[tuple[str, str]] | None]
@@ -323,7 +327,7 @@ class IngressHandler(BaseHTTPRequestHandler):
         attrs: dict[str, Any] = {
             a.COMPONENT: "ingress",
             "http.request.method": method,
-            "url.full": f"http://{ip}:{port}{self.path}",
+            "url.full": redact_url(f"http://{ip}:{port}{self.path}", QUERY_KEYS),
             "server.address": ip,
             "server.port": port,
             "network.peer.address": ip,

@@ -24,7 +24,9 @@ def instrument_flask(app: Any, service_name: str) -> None:
     """Instrument a Flask app with tracekit (Flask server spans, requests client spans, OTLP export)."""
     import tracekit
 
-    tracekit.instrument(app, service_name=service_name, excluded_urls=PROBE_PATHS)
+    # The DB sidecar makes its own span per statement (named "<operation> <table>", with the stable
+    # conventions): the sqlite3 instrumentation would record each statement a second time.
+    tracekit.instrument(app, service_name=service_name, excluded_urls=PROBE_PATHS, instrument_databases=False)
 
 
 def configure(service_name: str) -> None:

@@ -45,5 +45,10 @@ ROUTE_MATCHED = "tracekit.route.matched"
 #: Which part of the journey emitted a span: "client", "ingress", "app", "sidecar".
 COMPONENT = "tracekit.component"
 
-#: Request and response headers never recorded as span attributes, whatever the configuration.
-SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
+#: Request and response headers never recorded as span attributes, whatever the configuration (names
+#: containing a credential word, see ``tracekit.tracing.redact.SECRET_HEADER_WORDS``, are blocked too).
+SECRET_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
+    "x-access-token", "x-amz-security-token", "x-goog-api-key", "x-csrf-token", "x-xsrf-token",
+    "private-token", "x-vault-token",
+})  # fmt: skip

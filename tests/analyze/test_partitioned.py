@@ -93,12 +93,14 @@ def truth_traces() -> list:
     return out
 
 
+@pytest.mark.slow
 def test_truth_file_same_report(tmp_path: Path, truth_traces: list) -> None:
     path = write_lines(tmp_path / "truth.jsonl", truth_traces)
     report = assert_same(str(path), tmp=tmp_path)
     assert report["summary"]["traces"] == len(truth_traces)
 
 
+@pytest.mark.slow
 def test_failures_same_report(tmp_path: Path) -> None:
     traces = [request_trace(200 + i, failure=FAILURES[i % len(FAILURES)]) for i in range(21)]
     traces += [request_trace(300 + i) for i in range(9)]
@@ -108,6 +110,7 @@ def test_failures_same_report(tmp_path: Path) -> None:
     assert len(report["summary"]["failures"]["by_reason"]) >= 5
 
 
+@pytest.mark.slow
 def test_bad_lines_same_warnings(tmp_path: Path, truth_traces: list) -> None:
     lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=5).splitlines()
     lines.insert(3, "garbage that is not JSON")
@@ -122,6 +125,7 @@ def test_bad_lines_same_warnings(tmp_path: Path, truth_traces: list) -> None:
     assert code == 0 and "more warning(s) not shown" in err, err
 
 
+@pytest.mark.slow
 def test_span_with_a_bad_attribute_value_same_report(tmp_path: Path, truth_traces: list) -> None:
     """A span whose attribute list does not validate keeps its span (the bad attribute is dropped
     with a warning on the trace), wherever it is analysed."""
@@ -145,6 +149,7 @@ def test_span_with_a_bad_attribute_value_same_report(tmp_path: Path, truth_trace
     assert report["summary"]["spans"] == sum(len(b.spans) for b in truth_traces)  # none dropped
 
 
+@pytest.mark.slow
 def test_many_bad_lines_same_capped_warnings(tmp_path: Path, truth_traces: list) -> None:
     """More bad lines than the reader reports one by one (50 per file): same shown, same counts."""
     lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=2).splitlines()
@@ -157,6 +162,7 @@ def test_many_bad_lines_same_capped_warnings(tmp_path: Path, truth_traces: list)
     assert code == 0 and "more warnings not shown" in err, err
 
 
+@pytest.mark.slow
 def test_nothing_usable_exits_2_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "garbage.jsonl"
     path.write_text('{"resourceSpans": 3}\nnot json either\n')
@@ -168,6 +174,7 @@ def test_nothing_usable_exits_2_with_one_line(tmp_path: Path) -> None:
     assert out1 == out2 == b""
 
 
+@pytest.mark.slow
 def test_gz_and_several_files(tmp_path: Path, truth_traces: list) -> None:
     plain = write_lines(tmp_path / "a.jsonl", truth_traces[:20])
     packed = tmp_path / "b.jsonl.gz"
@@ -180,6 +187,7 @@ def test_gz_and_several_files(tmp_path: Path, truth_traces: list) -> None:
     assert report["summary"]["traces"] == len(truth_traces)
 
 
+@pytest.mark.slow
 def test_jaeger_and_zipkin_documents(tmp_path: Path, truth_traces: list) -> None:
     """Single documents are one chunk each; their traces are partitioned like a JSONL file's."""
     jaeger = tmp_path / "jaeger.json"
@@ -190,6 +198,7 @@ def test_jaeger_and_zipkin_documents(tmp_path: Path, truth_traces: list) -> None
     assert report["summary"]["traces"] == len(truth_traces) + 10
 
 
+@pytest.mark.slow
 def test_trace_id_filter(tmp_path: Path, truth_traces: list) -> None:
     path = write_lines(tmp_path / "truth.jsonl", truth_traces)
     report = assert_same(str(path), "--trace-id", "7", "--trace-id", "0x0C", tmp=tmp_path)
@@ -322,6 +331,7 @@ def run_cli(*args: str, jobs: int) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [

@@ -7,9 +7,12 @@ from opentelemetry.util.http import SanitizeValue, get_custom_headers, normalise
 
 from tracekit.tracing.redact import (
     CAPTURE_ENV_VARS,
+    DEFAULT_QUERY_KEYS,
+    QUERY_KEY_REASONS,
     protect_header_capture,
     query_keys_from_env,
     redact_query,
+    redact_text,
     redact_url,
 )
 
@@ -102,3 +105,74 @@ def test_redact_span_urls_covers_stable_http_conventions() -> None:
     assert span.attributes["url.query"] == "a=1&password=REDACTED"
     assert span.attributes["url.path"] == "/p"
     span.end()
+
+
+@pytest.mark.parametrize("key", sorted(QUERY_KEY_REASONS))
+def test_every_default_query_key_is_redacted(key: str) -> None:
+    for spelled in (key, key.upper()):
+        url = f"https://h/p?a=1&{spelled}=v4lue-{key}&z=2"
+        assert redact_url(url, DEFAULT_QUERY_KEYS) == f"https://h/p?a=1&{spelled}=REDACTED&z=2"
+    assert QUERY_KEY_REASONS[key]  # documented with a reason
+
+
+def test_opentelemetry_recommended_keys_are_in_the_defaults() -> None:
+    from opentelemetry.util.http import PARAMS_TO_REDACT
+
+    assert {k.lower() for k in PARAMS_TO_REDACT} <= DEFAULT_QUERY_KEYS
+
+
+def test_docs_list_every_default_key_and_secret_header() -> None:
+    from pathlib import Path
+
+    from tracekit.attributes import SECRET_HEADERS
+
+    doc = (Path(__file__).parents[2] / "docs" / "library.md").read_text()
+    missing = [k for k in [*QUERY_KEY_REASONS, *SECRET_HEADERS] if f"`{k}`" not in doc]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://u:p@h/x", "https://REDACTED:REDACTED@h/x"),
+        ("git+https://ghp_tok3n@github.com/o/r", "git+https://REDACTED:REDACTED@github.com/o/r"),
+        (
+            "Max retries exceeded with url: /x?token=t0k&q=1 (Caused by NewConnectionError(...))",
+            "Max retries exceeded with url: /x?token=REDACTED&q=1 (Caused by NewConnectionError(...))",
+        ),
+        (
+            "  File \"app.py\", line 3, in f\n    get('http://h/p?password=pw')\n",
+            "  File \"app.py\", line 3, in f\n    get('http://h/p?password=REDACTED')\n",
+        ),
+        ("monkey=1&donkey=2", "monkey=1&donkey=2"),  # a key inside a longer name is not the key
+        ("no secrets here", "no secrets here"),
+    ],
+)
+def test_redact_text(text: str, expected: str) -> None:
+    assert redact_text(text, DEFAULT_QUERY_KEYS) == expected
+
+
+@pytest.mark.parametrize("header", ["X-Api-Key", "X-Auth-Token", "X-Vault-Token", "X-Upstream-Secret",
+                                    "X-Session-Id", "Private-Token", "X-Amz-Security-Token"])  # fmt: skip
+def test_credential_headers_are_never_captured(header: str) -> None:
+    var = CAPTURE_ENV_VARS[1]
+    env = {var: ".*," + header}
+    protect_header_capture(env)
+    got = _captured(env, var, {header: "v", "X-Team": "t"})
+    assert list(got) == ["http.request.header.x_team"]
+
+
+def test_redact_span_copies_only_spans_with_something_to_hide() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from tracekit.tracing.redact import redact_span
+
+    tracer = TracerProvider().get_tracer("t")
+    clean = tracer.start_span("clean", attributes={"http.target": "/p?q=1", "n": 1})
+    clean.add_event("e", {"m": "a=b"})
+    clean.end()
+    assert redact_span(clean, DEFAULT_QUERY_KEYS) is clean
+    dirty = tracer.start_span("dirty", attributes={"http.request.header.x_api_key": ("k",), "n": 1})
+    dirty.end()
+    copy = redact_span(dirty, DEFAULT_QUERY_KEYS)
+    assert dict(copy.attributes) == {"n": 1} and copy.context == dirty.context

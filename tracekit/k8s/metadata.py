@@ -61,6 +61,7 @@ def timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
 
 
 _startup: dict[int, float] = {}
+_startup_lock = threading.Lock()
 
 
 def startup_deadline(environ: Mapping[str, str] | None = None) -> float:
@@ -68,8 +69,10 @@ def startup_deadline(environ: Mapping[str, str] | None = None) -> float:
 
     Fixed at the first call in a process: the pod lookup (from the resource detector or ``configure``)
     and the wait for the first routing lists all take their time from one ``TRACEKIT_K8S_TIMEOUT``.
+    The clock starts at the first wait, after the client library is imported and configured (CPU
+    work, not a wait on the API).
     """
-    with _cache_lock:
+    with _startup_lock:
         pid = os.getpid()
         if pid not in _startup:
             _startup[pid] = time.monotonic() + timeout_from_env(environ)
@@ -94,8 +97,6 @@ def pod_context(
         env.get("KUBERNETES_SERVICE_HOST"),
         *(env.get(v) for v in ENV_VARS),
     )
-    if deadline is None:
-        deadline = startup_deadline(env)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -107,12 +108,12 @@ def pod_context(
 
 def clear_cache() -> None:
     """Forget cached contexts (tests; a long-lived process that wants a fresh lookup)."""
-    with _cache_lock:
+    with _cache_lock, _startup_lock:
         _cache.clear()
         _startup.clear()
 
 
-def _build(env: Mapping[str, str], mode: str, deadline: float) -> PodContext:
+def _build(env: Mapping[str, str], mode: str, deadline: float | None) -> PodContext:
     attrs = pod_attributes(env)
     conn = client.connect(mode, env)
     if conn is None:
@@ -126,8 +127,9 @@ def _build(env: Mapping[str, str], mode: str, deadline: float) -> PodContext:
         log.info("tracekit: POD_NAME is not set; skipping the pod lookup (labels, owners)")
         return PodContext(attrs, None, namespace, None, conn)
 
-    timeout = timeout_from_env(env)
-    timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+    if deadline is None:
+        deadline = startup_deadline(env)
+    timeout = max(0.0, min(timeout_from_env(env), deadline - time.monotonic()))
     result: dict[str, Any] = {}
     worker = threading.Thread(
         target=_lookup_into, args=(result, conn, namespace, pod_name, timeout), daemon=True

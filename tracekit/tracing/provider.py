@@ -41,7 +41,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from tracekit import attributes as a
 from tracekit.k8s.metadata import PodContext, pod_context, startup_deadline
 from tracekit.k8s.routing import RoutingTable
-from tracekit.tracing import databases, hooks
+from tracekit.tracing import hooks
 from tracekit.tracing import shutdown as way_out
 from tracekit.tracing.processor import BoundedBatchSpanProcessor, ExportCounts
 from tracekit.tracing.redact import (
@@ -228,10 +228,10 @@ def configure(
         if sdk_disabled():
             log.info("tracekit: OTEL_SDK_DISABLED=true, tracing is off")
             return None
-        deadline = startup_deadline()
         protect_header_capture()
         query_keys = query_keys_from_env()
-        pod = pod_context(mode=k8s, deadline=deadline)
+        pod = pod_context(mode=k8s)
+        deadline = startup_deadline()  # fixed by the pod lookup's wait when there was one
         processor: Any = None
         exit_hooks = None
         existing = trace.get_tracer_provider()
@@ -263,11 +263,17 @@ def configure(
             processor = span_processor
         _set_propagators()
         requests_done = _instrument_requests(provider, query_keys) if instrument_requests else False
-        dbs = databases.instrument(provider) if instrument_databases else ()
+        dbs = _instrument_databases(provider) if instrument_databases else ()
         _runtime = Runtime(
             provider, owns, processor, pod, query_keys, requests_done, None, exit_hooks, dbs, deadline
         )
         return _runtime
+
+
+def _instrument_databases(provider: Any) -> tuple[str, ...]:
+    from tracekit.tracing import databases  # imports wrapt and the DB-API layer: only when wanted
+
+    return databases.instrument(provider)
 
 
 def _exit_hooks(provider: Any, budget: way_out.Budget) -> way_out.ExitHooks:
@@ -308,6 +314,7 @@ def instrument(
     response_hook: Callable[..., Any] | None = None,
     watch_timeout: int = 300,
     instrument_requests: bool = True,
+    instrument_databases: bool = True,
 ) -> Any:
     """Trace a Flask ``app`` with pod and routing context; returns the app. Safe to call twice.
 
@@ -325,6 +332,7 @@ def instrument(
         span_processor=span_processor,
         k8s=k8s,
         instrument_requests=instrument_requests,
+        instrument_databases=instrument_databases,
     )
     if rt is None:
         return app
@@ -373,7 +381,10 @@ def shutdown() -> None:
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
         RequestsInstrumentor().uninstrument()
-    databases.uninstrument(rt.databases)
+    if rt.databases:
+        from tracekit.tracing import databases
+
+        databases.uninstrument(rt.databases)
     if rt.exit_hooks is not None:
         rt.exit_hooks.uninstall()
         atexit.unregister(rt.exit_hooks.finish)

@@ -41,10 +41,10 @@ def post_instrument() -> None:
             log.info(
                 "tracekit: add tracekit_k8s to OTEL_EXPERIMENTAL_RESOURCE_DETECTORS for k8s.* attributes"
             )
-        deadline = startup_deadline()
         protect_header_capture()
         keys = query_keys_from_env()
-        pod = pod_context(deadline=deadline)
+        pod = pod_context()
+        deadline = startup_deadline()  # shared with the detector's pod lookup
         if pod.connection is not None and routing is None:
             from tracekit.k8s.watch import RoutingWatch
 
