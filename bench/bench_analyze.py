@@ -31,7 +31,7 @@ from pathlib import Path
 import msgspec
 
 from bench.tracegen import cached_otlp_jsonl
-from tracekit.analyze.parallel import choose_jobs
+from tracekit.analyze.plan import Input, local_workers
 
 SPANS_PER_TRACE = 10
 GOAL_SPANS_PER_S = 500_000
@@ -122,7 +122,9 @@ def main() -> None:
     path = cached_otlp_jsonl(n_traces, SPANS_PER_TRACE)
     spans = n_traces * SPANS_PER_TRACE
     size_mb = path.stat().st_size / 1e6
-    jobs_auto = choose_jobs("auto", [str(path)])
+    jobs_auto = local_workers(
+        "auto", [Input(0, str(path), str(path), "otlp", True, path.stat().st_size, False)]
+    )
     print(f"input: {path} ({size_mb:,.0f} MB, {spans:,} spans, {n_traces:,} traces)")
     print(f"cpu count {os.cpu_count()}, --jobs auto -> {jobs_auto} process(es)")
     d1_wall, d1_cpu, lines = decode_file(path)

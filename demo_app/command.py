@@ -85,8 +85,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     default="local",
     show_default=True,
     type=click.Choice(["local", "podman"]),
-    help="Who runs the pods: processes on 127.0.0.1, or podman playing deploy/base's Deployment "
-    "with the tracekit-demo image (make image; root).",
+    help="Who runs the pods: local processes, or podman playing deploy/base's Deployment with the "
+    "tracekit-demo image (make image; root). With --network netns podman's pods sit behind the Service "
+    "VIP; with loopback, on a podman network of their own.",
 )
 def demo(
     requests_: int,
@@ -116,11 +117,9 @@ def demo(
                 click.echo(f"tracekit demo: error: {exc}", err=True)
                 sys.exit(2)
     chosen = scenarios.get(scenario)
-    if runtime == "podman":
-        # podman's pods live on podman's own network; the pod network here is for local processes.
-        if network == "netns":
-            raise click.UsageError("--network netns runs the pods as local processes; drop --runtime podman")
-        network = "loopback"
+    if runtime == "podman" and chosen.link_fault is not None:
+        # The fault is shaped on the pod's end of its link, which podman's sandbox holds.
+        raise click.UsageError(f"--scenario {chosen.name} shapes a pod's link: it needs --runtime local")
     network = _network_mode(network, chosen)
     if ingress_kind == "caddy" and network != "netns":
         raise click.UsageError(
@@ -251,7 +250,8 @@ def _print_text(
         out.print(trace_view(trace))
         path = network_path(trace)
         if path:
-            out.print(f"  the way in: {path}")
+            steps = path.replace(" -> ", "\n    -> ")
+            out.print(f"  The way in (addresses from the spans):\n    {steps}\n")
     out.print(layer_table(report["summary"]))
     for table in (failure_table(report["summary"]), route_table(report["summary"])):
         if table is not None:
@@ -306,6 +306,12 @@ def _print_verdict(chosen: scenarios.Scenario, verdict: dict[str, Any], out: Con
         line = (
             f"the analyzer blames [bold]{blamed}[/bold] for {on_blamed} of {failed} failed requests"
             f" (all failures: {verdict['failed_layers']})"
+        )
+    elif verdict.get("layer_growth_ms"):
+        grew = verdict["layer_growth_ms"].get(str(blamed), 0.0)
+        line = (
+            f"the layer that grew most on {verdict['shaped_pod']}'s requests is [bold]{blamed}[/bold] "
+            f"(mean +{grew:.1f} ms against the other pods' requests)"
         )
     else:
         p50 = verdict["layer_p50_ms"].get(str(blamed), 0.0)

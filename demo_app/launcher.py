@@ -332,7 +332,9 @@ class Demo:
             ingress, service = scenario.mutate(ingress, service)
         replicas = max(opts.replicas, scenario.min_replicas)
         self.run_info = DemoRun(opts, traces_path, replicas, sources)
-        net = self.network = Network() if opts.network == "netns" and self.pod_runtime is None else None
+        net = self.network = Network() if opts.network == "netns" else None
+        if self.pod_runtime is not None:
+            self.pod_runtime.pod_network = net  # podman's pods behind the Service VIP (netns)
         procs = self.processes = Processes(self.workdir)
         receiver: Receiver | None = None
         # The shop's record: the load balancer's address (netns), else the ingress on loopback.
@@ -347,7 +349,13 @@ class Demo:
                         self._event(f"removed {len(net.leftovers)} namespace(s) a killed run left behind")
                     # The receiver and the DNS server listen in the node's namespace (their sockets
                     # are made there; their threads may run anywhere).
-                    receiver = Receiver(f"{plan.NODE_GATEWAY}:0", traces_path, track_traces=True)
+                    port = 0
+                    if self.pod_runtime is not None:
+                        # The containers export where their YAML says (the collector's port).
+                        self.pod_runtime.setup()
+                        port = int(self.pod_runtime.receiver_listen.rpartition(":")[2])
+                        self._event(self.pod_runtime.describe())
+                    receiver = Receiver(f"{plan.NODE_GATEWAY}:{port}", traces_path, track_traces=True)
                     with netns.entered(net.node_ns):
                         receiver.start()
                         resolver = stack.enter_context(dns.serving(zone, plan.RESOLVER_IP, 53))
@@ -433,9 +441,13 @@ class Demo:
             common = {**scenario.pod_env, "DEMO_SEED": str(opts.seed * 1000 + index)}
             if self.pod_runtime is not None:
                 # As `kubectl set env`: the scenario's knobs, and short export batches (as below).
-                played = self.pod_runtime.start(index, {**common, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+                env = {**common, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+                played = self.pod_runtime.start(index, env, node=f"node-{index % 2 + 1}")
                 pods.append(played)
                 info.pods.append(played.name)
+                info.pod_ips[played.name] = played.ip
+                if net is not None:
+                    prober.add(ProbeTarget(played.name, played.ip, played.app_port))
                 return played
             pod = cluster.Pod.create(index, template_hash, node=f"node-{index % 2 + 1}")
             where = None
@@ -506,7 +518,8 @@ class Demo:
             "POD_NAMESPACE": "ingress",
             "POD_UID": "00000000-0000-4000-8000-00000000beef",
             "POD_IP": ingress_ip,
-            "NODE_NAME": "node-1" if self.pod_runtime is None else socket.gethostname(),
+            # Podman on its own network: every pod runs on this machine, the node they all share.
+            "NODE_NAME": socket.gethostname() if self.pod_runtime is not None and net is None else "node-1",
             "CONTAINER_NAME": "controller",
             "OTEL_SERVICE_NAME": "ingress",
         }

@@ -43,36 +43,64 @@ def trace_pod(trace: dict[str, Any]) -> str | None:
     return None
 
 
-def layer_p50_by_pod(report: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Median time per layer over each pod's successful requests (a layer a trace lacks counts 0)."""
+def _rows_by_pod(report: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
     by_pod: dict[str, list[dict[str, float]]] = {}
     for trace in report["traces"]:
         pod = trace_pod(trace)
         if pod is not None and trace["status"] == "ok":
             by_pod.setdefault(pod, []).append(trace.get("layers") or {})
+    return by_pod
+
+
+def layer_p50_by_pod(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Median time per layer over each pod's successful requests (a layer a trace lacks counts 0)."""
     out: dict[str, dict[str, float]] = {}
-    for pod, rows in by_pod.items():
+    for pod, rows in _rows_by_pod(report).items():
         layers = {layer for row in rows for layer in row}
         out[pod] = {layer: statistics.median(row.get(layer, 0.0) for row in rows) for layer in layers}
     return out
 
 
+def layer_growth(report: dict[str, Any], pod: str) -> dict[str, float]:
+    """Per layer: mean ms of ``pod``'s requests minus the mean of the other pods' requests.
+
+    How a fault on one pod's link is judged: the other pods' requests cross the same machine at the
+    same time, so the busy machine's share cancels out, and the mean (not the median) counts the rare
+    long waits a lost packet costs (a retransmission timeout hits few requests, but hard).
+    """
+    rows = _rows_by_pod(report)
+    mine = rows.get(pod, [])
+    others = [row for name, group in rows.items() if name != pod for row in group]
+    if not mine or not others:
+        return {}
+    layers = {layer for row in mine + others for layer in row} - {"client"}
+    return {
+        layer: statistics.fmean(r.get(layer, 0.0) for r in mine)
+        - statistics.fmean(r.get(layer, 0.0) for r in others)
+        for layer in layers
+    }
+
+
 def judge(scenario: Scenario, run: DemoRun, report: dict[str, Any]) -> dict[str, Any]:
     """The verdict: which layer the analyzer blames, whether that is the injected truth, and the counts.
 
-    Failure scenarios: the layer most failed requests are blamed on. Delay and baseline scenarios: the
-    layer with the largest median time (``client`` excluded: it is the load generator's own time).
+    Failure scenarios: the layer most failed requests are blamed on. A fault on one pod's link: the
+    layer whose mean grew most on that pod's requests against the other pods' (:func:`layer_growth`).
+    Other delay and baseline scenarios: the layer with the largest median time (``client`` excluded:
+    it is the load generator's own time).
     """
     summary = report["summary"]
     failures = failed_layers(report)
     p50 = layer_p50(report)
     per_pod = layer_p50_by_pod(report)
     shaped = run.shaped_pod
-    if shaped is not None and shaped in per_pod:
-        # A fault on one pod's link: judged on that pod's requests (the others are the control).
-        p50 = per_pod[shaped]
+    growth = layer_growth(report, shaped) if shaped is not None else {}
     if scenario.kind == "failure":
         blamed = failures.most_common(1)[0][0] if failures else None
+    elif growth:
+        # A fault on one pod's link: the layer that grew most on that pod's requests (the others are
+        # the control).
+        blamed = max(growth, key=lambda k: growth[k])
     else:
         candidates = {k: v for k, v in p50.items() if k != "client"}
         blamed = max(candidates, key=lambda k: candidates[k]) if candidates else None
@@ -104,6 +132,7 @@ def judge(scenario: Scenario, run: DemoRun, report: dict[str, Any]) -> dict[str,
         "network": run.options.network,
         "pod_ips": run.pod_ips,
         "shaped_pod": shaped,
+        "layer_growth_ms": {k: round(v, 3) for k, v in sorted(growth.items())},
         "shaping": run.shaping,
         "layer_p50_ms_by_pod": {
             pod: {k: round(v, 3) for k, v in layers.items()} for pod, layers in sorted(per_pod.items())

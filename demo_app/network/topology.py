@@ -49,6 +49,8 @@ def netem_missing() -> bool:
 
 
 BRIDGE = "br0"
+#: Locally administered (02:...), 198.18 in the middle: never a real NIC's address.
+BRIDGE_MAC = "02:00:c6:12:00:01"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ class Network:
         self.started = True
         commands = [
             "link set lo up",
-            f"link add {BRIDGE} type bridge",
+            # A fixed address: a bridge otherwise takes the lowest MAC of its ports, so a pod joining
+            # later (scale-up) could change the gateway's MAC under every neighbour's ARP cache.
+            f"link add {BRIDGE} address {BRIDGE_MAC} type bridge",
             *(f"address add {cidr} dev {BRIDGE}" for cidr in plan.gateways()),
             f"link set {BRIDGE} up",
             # ClusterIPs are virtual: routed to the bridge so that a Service without endpoints reaches

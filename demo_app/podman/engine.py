@@ -25,8 +25,10 @@ CONTAINERS_CONF = Path(__file__).resolve().parent / "containers.conf"
 DEMO_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 #: Networks the demo creates are named NETWORK_PREFIX + the pid of the process that created them.
 NETWORK_PREFIX = "tracekit-demo-"
-#: The label on every pod the demo plays: its network's name (for clean-up after a killed run).
+#: The label on the demo's network (and annotation on its pods): the network's name.
 RUN_LABEL = "io.tracekit.demo.network"
+#: The label on every pod the demo plays: the pid of the demo that played it (clean-up after a killed run).
+OWNER_LABEL = "tracekit.io/demo-owner"
 COMMAND_TIMEOUT_S = 120.0
 
 
@@ -122,7 +124,8 @@ class Podman:
         listen on the gateway before any pod starts exporting. Returns the holder pod's name.
         """
         holder = f"{name}-gateway"
-        self.run("pod", "create", "--name", holder, "--network", name, "--label", f"{RUN_LABEL}={name}")
+        owner = f"{OWNER_LABEL}={os.getpid()}"
+        self.run("pod", "create", "--name", holder, "--network", name, "--label", owner)
         self.run("pod", "start", holder)
         return holder
 
@@ -137,15 +140,21 @@ class Podman:
         pod: dict[str, Any],
         *,
         network: str,
-        ip: str,
+        ip: str | None,
         config_maps: Iterable[dict[str, Any]],
         workdir: Path,
     ) -> None:
-        """``podman kube play`` one Pod on ``network`` with the static ``ip`` (a CNI's address)."""
+        """``podman kube play`` one Pod on ``network`` with the static ``ip`` (a CNI's address).
+
+        ``network="none"`` (and no ip): the pod gets a network namespace with loopback only, for the
+        caller to wire, as a CNI plugin wires a sandbox the runtime created.
+        """
         name = pod["metadata"]["name"]
         pod_file = workdir / f"{name}.yaml"
         pod_file.write_text(yaml.safe_dump(pod, sort_keys=False))
-        args = ["kube", "play", "--network", network, "--ip", ip, "--annotation", f"{RUN_LABEL}={network}"]
+        args = ["kube", "play", "--network", network, "--annotation", f"{RUN_LABEL}={network}"]
+        if ip is not None:
+            args += ["--ip", ip]
         for i, cm in enumerate(config_maps):
             cm_file = workdir / f"configmap-{i}.yaml"
             if not cm_file.exists():
@@ -159,6 +168,26 @@ class Podman:
 
     def inspect(self, *names: str) -> list[dict[str, Any]]:
         return list(self.json("inspect", "--type", "container", *names) or [])
+
+    def add_hosts(self, containers: list[str], aliases: list[dict[str, Any]]) -> None:
+        """Append ``hostAliases`` to the containers' /etc/hosts, as podman does on its own networks
+        (with ``--network none`` it leaves them out)."""
+        lines = "".join(f"{a['ip']}\t{' '.join(a['hostnames'])}\n" for a in aliases)
+        for ctr in self.inspect(*containers):
+            path = ctr.get("HostsPath")
+            if not path:
+                raise PodmanError(f"container {ctr.get('Name')} has no /etc/hosts to add host aliases to")
+            with open(path, "a", encoding="utf-8") as hosts:
+                hosts.write(lines)
+
+    def sandbox_pid(self, pod: str) -> int:
+        """The pid of the pod's infra container: its network namespace is /proc/PID/ns/net."""
+        info = self.json("pod", "inspect", pod)
+        infra = info.get("InfraContainerID") if isinstance(info, dict) else None
+        pid = int(((self.inspect(infra)[0].get("State") or {}).get("Pid") or 0) if infra else 0)
+        if pid <= 0:
+            raise PodmanError(f"pod {pod} has no running infra container")
+        return pid
 
     def pod_ip(self, pod: str, network: str) -> str | None:
         """The address podman gave the pod's network namespace (its infra container) on ``network``."""

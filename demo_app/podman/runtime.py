@@ -20,11 +20,21 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from demo_app import cluster
 from demo_app.podman import manifests
-from demo_app.podman.engine import NETWORK_PREFIX, ContainerProcess, Podman, PodmanError, pick_subnet
+from demo_app.podman.engine import (
+    NETWORK_PREFIX,
+    OWNER_LABEL,
+    ContainerProcess,
+    Podman,
+    PodmanError,
+    pick_subnet,
+)
+
+if TYPE_CHECKING:
+    from demo_app.network import Network, PodNet
 
 #: The first pod's host number in the demo's /24 (.1 is the gateway, where the receiver listens).
 FIRST_POD_HOST = 10
@@ -89,9 +99,12 @@ class PodmanPods:
         workdir: Path,
         podman: Podman | None = None,
         sources: list[str] | None = None,
+        pod_network: Network | None = None,
     ) -> None:
         self.kit = kit
         self.sources = sources or []
+        #: The demo's pod network (netns mode): the pods' addresses and links come from it, not podman.
+        self.pod_network = pod_network
         self.workdir = workdir
         self.podman = podman or Podman()
         self.network = f"{NETWORK_PREFIX}{os.getpid()}"
@@ -114,9 +127,14 @@ class PodmanPods:
     def describe(self) -> str:
         """One line: where the pods run, and what of their YAML podman leaves out."""
         gaps = ", ".join(gap.split(":", 1)[0] for gap in manifests.podman_gaps(self.kit))
+        where = (
+            "podman sandboxes wired to the pod network"
+            if self.pod_network is not None
+            else f"podman network {self.network} {self.subnet}"
+        )
         return (
-            f"podman network {self.network} {self.subnet}; not implemented by podman kube play "
-            f"(docs/cluster.md): {gaps or 'nothing this template uses'}"
+            f"{where}; not implemented by podman kube play (docs/cluster.md): "
+            f"{gaps or 'nothing this template uses'}"
         )
 
     # --- set-up -----------------------------------------------------------------------------------
@@ -127,14 +145,22 @@ class PodmanPods:
             if not self.podman.image_exists(image):
                 raise PodmanError(f"image {image} is not in podman's store: run `make image` first")
         self.remove_orphans()
-        self.subnet = pick_subnet(self.podman.used_subnets(), os.getpid())
         _live.add(self)
+        if self.pod_network is not None:
+            return  # the pod network gives the addresses; podman's pods get loopback only
+        self.subnet = pick_subnet(self.podman.used_subnets(), os.getpid())
         self.podman.create_network(self.network, self.subnet)
         self._names.add(f"{self.network}-gateway")  # removed by close() even if starting it fails
         self.podman.hold_network(self.network)
 
     def remove_orphans(self) -> None:
         """Pods and networks of demo runs whose process is gone (killed with SIGKILL, say)."""
+        orphans = [
+            str(p["Name"])
+            for p in self.podman.json("pod", "ps", "--format", "json", "--filter", f"label={OWNER_LABEL}")
+            if not _pid_alive(int((p.get("Labels") or {}).get(OWNER_LABEL, "0") or 0))
+        ]
+        self.podman.remove_pods(orphans)
         for network in self.podman.networks():
             pid = network.removeprefix(NETWORK_PREFIX)
             if pid.isdigit() and (int(pid) == os.getpid() or _pid_alive(int(pid))):
@@ -144,6 +170,11 @@ class PodmanPods:
 
     @property
     def gateway(self) -> str:
+        """Where the pods reach the demo's receiver: the podman network's gateway, or the node's."""
+        if self.pod_network is not None:
+            from demo_app.network import plan
+
+            return plan.NODE_GATEWAY
         assert self.subnet is not None, "setup() first"
         return str(self.subnet.network_address + 1)
 
@@ -153,23 +184,39 @@ class PodmanPods:
         return f"{self.gateway}:{manifests.otlp_port(self.kit)}"
 
     # --- pods -------------------------------------------------------------------------------------
-    def start(self, index: int, extra_env: Mapping[str, str]) -> PlayedPod:
-        """Play replica ``index`` with ``podman kube play`` at the next address; returns the API's view."""
-        assert self.subnet is not None, "setup() first"
-        ip = str(self.subnet.network_address + FIRST_POD_HOST + index)
+    def start(self, index: int, extra_env: Mapping[str, str], node: str | None = None) -> PlayedPod:
+        """Play replica ``index`` with ``podman kube play`` at the next address; returns the API's view.
+
+        ``node``: the pod network's node (netns mode) whose pod CIDR gives the address.
+        """
         name = self._new_name()
+        self._names.add(name)  # before play: a half-played pod is removed too
+        pod_net = None
+        if self.pod_network is not None:
+            node = node or "node-1"
+            pod_net = self.pod_network.add_pod(name, node)
+            ip = pod_net.ip
+        else:
+            assert self.subnet is not None, "setup() first"
+            ip, node = str(self.subnet.network_address + FIRST_POD_HOST + index), socket.gethostname()
         facts = manifests.PodFacts(
-            name=name, namespace=self.kit.namespace, uid=str(uuid.uuid4()), ip=ip, node=socket.gethostname()
+            name=name, namespace=self.kit.namespace, uid=str(uuid.uuid4()), ip=ip, node=node
         )
         pod = manifests.pod_for_podman(self.kit, facts, collector_ip=self.gateway, extra_env=extra_env)
-        self._names.add(name)  # before play: a half-played pod is removed too
+        pod["metadata"]["labels"][OWNER_LABEL] = str(os.getpid())
         self.podman.play(
-            pod, network=self.network, ip=ip, config_maps=self.kit.config_maps, workdir=self.workdir
+            pod,
+            network=self.network if pod_net is None else "none",
+            ip=ip if pod_net is None else None,
+            config_maps=self.kit.config_maps,
+            workdir=self.workdir,
         )
-        actual = self.podman.pod_ip(name, self.network)
+        actual = self._address(name, pod_net)
+        if pod_net is not None:
+            self.podman.add_hosts(self.containers_of(name), pod["spec"].get("hostAliases") or [])
         if actual != ip:
             raise PodmanError(f"pod {name} got address {actual}, not the {ip} it was given")
-        self._ips[name] = actual
+        self._ips[name] = ip
         port = manifests.container_port(self.kit, self._target_port())
         played = PlayedPod(
             name=name,
@@ -178,7 +225,7 @@ class PodmanPods:
             ip=ip,
             app_port=port,
             db_port=0,
-            labels=dict(pod["metadata"]["labels"]),
+            labels={k: v for k, v in pod["metadata"]["labels"].items() if k != OWNER_LABEL},
             containers=[
                 {k: v for k, v in c.items() if k in ("name", "ports", "readinessProbe")}
                 for c in self.kit.template["spec"]["containers"]
@@ -186,6 +233,16 @@ class PodmanPods:
         )
         self.pods.append(played)
         return played
+
+    def _address(self, name: str, pod_net: PodNet | None) -> str | None:
+        """The pod's address as the kernel has it: podman's on its network, or the wired sandbox's."""
+        if pod_net is None:
+            return self.podman.pod_ip(name, self.network)
+        from demo_app.podman import sandbox
+
+        pid = self.podman.sandbox_pid(name)
+        sandbox.wire(pod_net, pid)
+        return sandbox.address(pid)
 
     def _target_port(self) -> int | str:
         ports = self.kit.service["spec"].get("ports") or []
@@ -202,7 +259,10 @@ class PodmanPods:
 
     def containers(self, pod: cluster.Pod) -> list[str]:
         """Podman's names for the pod's containers (``<pod>-<container>``)."""
-        return [f"{pod.name}-{c['name']}" for c in self.kit.template["spec"]["containers"]]
+        return self.containers_of(pod.name)
+
+    def containers_of(self, pod: str) -> list[str]:
+        return [f"{pod}-{c['name']}" for c in self.kit.template["spec"]["containers"]]
 
     def kill(self, pod: cluster.Pod) -> list[str]:
         """SIGKILL every container of the pod (the pod stays, as a crashed one does until restarted)."""
@@ -226,7 +286,12 @@ class PodmanPods:
 
     def snapshot(self, skip: set[str]) -> Snapshot:
         """``podman pod ps`` now, and the process of every running container (user, capabilities)."""
-        info = Snapshot(network=self.network, pod_ps=self.podman.pods(self.network), pod_ips=dict(self._ips))
+        listed = self.podman.json("pod", "ps", "--format", "json")
+        info = Snapshot(
+            network=self.network,
+            pod_ps=[p for p in listed if p.get("Name") in self._names],
+            pod_ips=dict(self._ips),
+        )
         for pod in self.pods:
             for ctr in self.kit.template["spec"]["containers"]:
                 if f"{pod.name}-{ctr['name']}" not in skip:
@@ -247,10 +312,10 @@ class PodmanPods:
         _live.discard(self)
         with contextlib.suppress(PodmanError, OSError):
             self.podman.remove_pods(sorted(self._names))
-        with contextlib.suppress(PodmanError, OSError):
-            # Pods this process played but lost track of (an error between play and bookkeeping).
-            self.podman.remove_pods([str(p["Name"]) for p in self.podman.pods(self.network)])
         if self.subnet is not None:
+            with contextlib.suppress(PodmanError, OSError):
+                # Pods this process played but lost track of (an error between play and bookkeeping).
+                self.podman.remove_pods([str(p["Name"]) for p in self.podman.pods(self.network)])
             with contextlib.suppress(PodmanError, OSError):
                 self.podman.remove_network(self.network)
 

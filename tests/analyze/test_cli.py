@@ -248,6 +248,7 @@ def test_jaeger_unreachable_is_exit_2() -> None:
     one_line_error(run("--jaeger", "http://127.0.0.1:9", "--service", "shop"), "127.0.0.1:9")
 
 
+@pytest.mark.slow
 def test_subprocess_exit_codes(otlp_file: Path, tmp_path: Path) -> None:
     ok = subprocess.run(
         [sys.executable, "-m", "tracekit", "analyze", str(otlp_file), "--format", "json"],

@@ -36,6 +36,7 @@ def test_demo_text_output_report_and_kept_traces(tmp_path: Path) -> None:
     assert analyze_paths([traces])["summary"]["traces"] == 20
 
 
+@pytest.mark.slow
 def test_demo_json_output() -> None:
     result = CliRunner().invoke(main, ["demo", "--requests", "20", "--replicas", "1", "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -88,6 +89,7 @@ def _gone(pid: int) -> bool:
     return state == "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_stops_every_process(sig: signal.Signals) -> None:

@@ -110,10 +110,8 @@ def test_packet_loss_shows_up_as_service_time_on_that_pod() -> None:
     outcome = netns_run("packet-loss", requests=100, replicas=2)
     assert_nothing_lost(outcome)
     assert outcome.report["summary"]["error_traces"] == 0  # TCP retransmits: slow, not failed
-    by_pod = outcome.verdict["layer_p50_ms_by_pod"]
-    shaped = outcome.run.shaped_pod
-    other = next(p for p in by_pod if p != shaped)
-    assert by_pod[shaped]["service"] > by_pod[other]["service"]
+    growth = outcome.verdict["layer_growth_ms"]
+    assert max(growth, key=growth.get) == "service" and growth["service"] > 0, growth
     assert outcome.verdict["blamed_layer"] == "service" and outcome.verdict["match"]
 
 
@@ -157,7 +155,7 @@ def test_failure_scenarios_are_blamed_right_on_the_pod_network(
 
 
 def test_scale_up_new_pods_join_the_nftables_endpoints() -> None:
-    outcome = netns_run("scale-up", requests=120, replicas=1)
+    outcome = netns_run("scale-up", requests=300, replicas=1)  # 12 s: time for a busy start
     assert_nothing_lost(outcome)
     assert outcome.report["summary"]["error_traces"] == 0
     added = outcome.run.added_pods[0]

@@ -166,6 +166,17 @@ def test_a_killed_runs_namespaces_are_removed_and_live_ones_kept() -> None:
 
 
 @needs_netns
+def test_the_gateway_keeps_its_mac_when_pods_join(network: Network) -> None:
+    def bridge_mac() -> str:
+        return netns.run(["cat", "/sys/class/net/br0/address"], netns=network.node_ns).strip()
+
+    before = bridge_mac()
+    for i in range(6):  # random veth MACs: one of them is very likely lower than the first ports'
+        network.add_pod(f"shop-{i}", f"node-{i % 2 + 1}")
+    assert bridge_mac() == before  # else every neighbour's ARP entry for the gateway goes stale
+
+
+@needs_netns
 def test_failures_name_the_command() -> None:
     with pytest.raises(NetworkError, match="ip netns exec tkdemo-"):
         netns.run(["true"], netns=netns.ns_name("missing"))

@@ -81,6 +81,7 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
         yield r
 
 
+@pytest.mark.slow
 def test_sidecar_serves_sqlite_and_makes_a_db_span_per_statement(tmp_path: Path, receiver: Receiver) -> None:
     proc, url = _start_sidecar(tmp_path, receiver)
     try:
@@ -111,6 +112,7 @@ def test_sidecar_serves_sqlite_and_makes_a_db_span_per_statement(tmp_path: Path,
     assert sum(1 for s in spans if s["kind"] == 2) == 6
 
 
+@pytest.mark.slow
 def test_sidecar_db_errors_are_real_sqlite_refusals(tmp_path: Path, receiver: Receiver) -> None:
     proc, url = _start_sidecar(tmp_path, receiver, DB_ERROR_RATE="1")
     try:
@@ -125,6 +127,7 @@ def test_sidecar_db_errors_are_real_sqlite_refusals(tmp_path: Path, receiver: Re
     assert any(e["name"] == "exception" for e in sql.get("events", []))
 
 
+@pytest.mark.slow
 def test_shop_app_talks_to_its_sidecar(tmp_path: Path, receiver: Receiver) -> None:
     proc, url = _start_sidecar(tmp_path, receiver)
     try:

@@ -16,6 +16,8 @@ from demo_app import scenarios
 from demo_app.launcher import Demo, DemoError, DemoOptions
 from tests.demo.conftest import Outcome, assert_nothing_lost, run_scenario
 
+pytestmark = pytest.mark.slow  # every test runs a demo scenario: processes, loopback HTTP, SQLite
+
 
 def services_of(trace: dict) -> set[str]:
     return {span["service"] for span in trace["spans"]}

@@ -94,6 +94,26 @@ def test_saved_reports_give_the_same_diff(pair: tuple[Path, Path], tmp_path: Pat
     assert from_reports == from_traces
 
 
+def test_reformatted_and_truncated_reports(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """A report re-indented by a tool (one document, read whole) gives the same diff as the streamed one
+    (read a trace a line); a streamed report cut short is refused, naming the file."""
+    streamed = tmp_path / "base.report.json"
+    assert CliRunner().invoke(main, ["analyze", str(pair[0]), "-o", str(streamed)]).exit_code == 0
+    assert streamed.read_bytes().startswith(b'{"traces":[{')
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(json.loads(streamed.read_text()), indent=1))
+    one = json.loads(run(str(streamed), str(pair[1]), "--format", "json").output)
+    two = json.loads(run(str(pretty), str(pair[1]), "--format", "json").output)
+    one["baseline"].pop("sources"), two["baseline"].pop("sources")
+    assert one == two
+    cut = tmp_path / "cut.json"
+    lines = streamed.read_bytes().splitlines(keepends=True)
+    cut.write_bytes(b"".join(lines[: len(lines) // 2]))
+    result = run(str(cut), str(pair[1]))
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert f"{cut}: analyzer report: truncated" in result.output
+
+
 def test_report_saved_with_slowest_is_refused(pair: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "slowest.json"
     CliRunner().invoke(main, ["analyze", str(pair[0]), "--slowest", "3", "-o", str(out)])
@@ -187,3 +207,15 @@ def test_too_few_requests_say_so(tmp_path: Path) -> None:
     result = run(str(base), str(cand))
     assert result.exit_code == 0
     assert result.output.startswith("too few requests to tell a change from noise (3 against 3")
+
+
+def test_routes_too_small_are_named_not_compared(pair: tuple[Path, Path]) -> None:
+    result = run(str(pair[0]), str(pair[1]), "--min-route-traces", "100")
+    data = json.loads(run(str(pair[0]), str(pair[1]), "--min-route-traces", "100", "--format", "json").output)
+    assert data["routes"] == []
+    assert {r["route"] for r in data["routes_not_compared"]} == {
+        "GET /api/items",
+        "GET /api/cart",
+        "GET /api/checkout",
+    }
+    assert "3 route(s) not compared (fewer than 100 requests on a side)" in result.output

@@ -249,3 +249,37 @@ def test_concurrent_requests_share_the_budget_and_all_land(tmp_path: Path) -> No
         assert failures == []
         assert receiver.budget.used == 0
     assert len(file_requests(tmp_path / "o.jsonl")) == 80
+
+
+def test_pipelined_and_chunked_requests_are_all_served(tmp_path: Path) -> None:
+    expected = encode_spans(make_spans())
+    body = expected.SerializeToString()
+    with Receiver("127.0.0.1:0", tmp_path / "o.jsonl") as receiver:
+        with _connect(receiver) as sock:
+            sock.sendall((_headers(len(body)) + body) * 3)  # three requests in one write
+            assert receiver.wait_for(lambda r: r.spans == 9, timeout=10)
+        chunks = iter([body[:100], body[100:]])  # requests sends an iterator chunked
+        response = requests.post(receiver.traces_url, data=chunks, headers=PB, timeout=10)
+        assert response.status_code == 200
+    assert file_requests(tmp_path / "o.jsonl") == [expected] * 4
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        (b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000, 431),
+        (b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\r\n", 411),
+    ],
+    ids=["bad-content-length", "endless-header", "no-length"],
+)
+def test_malformed_requests_get_an_answer_and_a_closed_connection(
+    tmp_path: Path, request_bytes: bytes, status: int
+) -> None:
+    with Receiver("127.0.0.1:0", tmp_path / "o.jsonl") as receiver:
+        with _connect(receiver) as sock:
+            sock.sendall(request_bytes)
+            answer = _read_answer(sock)
+        assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:100]
+        assert b"Connection: close" in answer
+        _exporter_works(receiver)

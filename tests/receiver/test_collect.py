@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -344,3 +345,29 @@ def test_a_port_in_use_names_the_option(tmp_path: Path) -> None:
             )  # fmt: skip
             assert done.returncode == 2
             assert done.stderr == f"Error: {option} 127.0.0.1:{port}: cannot bind: Address already in use\n"
+
+
+def test_silent_grpc_connections_past_the_descriptor_limit_are_shed_by_the_handshake_timeout(
+    tmp_path: Path,
+) -> None:
+    """gRPC's connection cap is grpc core's: at the cap it turns newcomers away, and connections that
+    never start HTTP/2 are closed at the handshake timeout, after which an exporter gets through."""
+    out = tmp_path / "out.jsonl"
+    spans = make_spans()
+    idle: list[socket.socket] = []
+    with collect(out, "--grpc-listen", "127.0.0.1:0", "--header-timeout", "1", descriptors=1024) as running:
+        target = "".join(running.first_lines).split("OTLP/gRPC on ", 1)[1].split(",", 1)[0]
+        host, port = target.rsplit(":", 1)
+        try:
+            for _ in range(1100):
+                idle.append(socket.create_connection((host, int(port)), timeout=30))
+            assert running.descriptors() < 1024
+            exporter = GrpcSpanExporter(endpoint=target, insecure=True, timeout=30)  # retries meanwhile
+            assert exporter.export(spans) == SpanExportResult.SUCCESS
+            exporter.shutdown()
+        finally:
+            for sock in idle:
+                sock.close()
+        code, err = running.stop()
+    assert code == 0, err
+    assert [codec.from_otlp_json(line) for line in out.read_bytes().splitlines()] == [encode_spans(spans)]

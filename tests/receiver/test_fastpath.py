@@ -176,6 +176,7 @@ def reference_line(request: ExportTraceServiceRequest) -> bytes:
 # -- protobuf input --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests_)
 def test_protobuf_conversion_matches_json_format(request: ExportTraceServiceRequest) -> None:
@@ -292,6 +293,7 @@ VARIANTS = [
 ]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests_, st.lists(st.sampled_from(VARIANTS), min_size=1, max_size=3))
 def test_json_input_matches_json_format(request: ExportTraceServiceRequest, variants: list[Any]) -> None:
@@ -304,6 +306,7 @@ def test_json_input_matches_json_format(request: ExportTraceServiceRequest, vari
     assert _fast_ingest(varied) == _reference_ingest(varied)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests_)
 def test_canonical_json_takes_the_fast_path(request: ExportTraceServiceRequest) -> None:

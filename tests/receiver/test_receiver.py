@@ -335,6 +335,7 @@ def _start_collect(out: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_collect_command_flushes_and_closes_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "collected.jsonl"
@@ -352,6 +353,7 @@ def test_collect_command_flushes_and_closes_on_signal(tmp_path: Path, sig: signa
     assert file_requests(out) == [encode_spans(spans)]
 
 
+@pytest.mark.slow
 def test_collect_rejects_a_bad_listen_address() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tracekit", "collect", "--listen", "nowhere:http"],

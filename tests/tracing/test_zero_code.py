@@ -8,9 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.k8s.conftest import seed
 from tests.tracing.otlp_receiver import OtlpReceiver
 from tracekit import attributes as a
+
+pytestmark = pytest.mark.slow  # the app runs under opentelemetry-instrument in a subprocess
 
 # A plain Flask app that knows nothing about tracekit or OpenTelemetry. It serves itself on a real
 # server, calls itself once through `requests` (as the ingress would), and exits: spans flush at exit.

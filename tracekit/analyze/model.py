@@ -123,10 +123,10 @@ class Trace(msgspec.Struct):
     warnings: list[str] = msgspec.field(default_factory=list)
     #: Where the spans came from (file path, or "jaeger:<url>"), for messages.
     source: str = ""
-    #: Only when read as one shard of a parallel run: where in the inputs the trace was completed,
-    #: ``(file, line, phase, position)``, so the parent can put the shards' traces back in read order
-    #: (``tracekit/analyze/parallel.py``). ``None`` otherwise.
-    order: tuple[int, int, int, int] | None = None
+    #: Only in a partitioned analysis: where in the inputs the trace's first span is, ``(file, byte
+    #: offset of its line, index in the line)``, the order the merge puts traces in
+    #: (``tracekit/analyze/mapreduce.py``). ``None`` otherwise.
+    order: tuple[int, int, int] | None = None
     #: Span ids a reader made up (a Zipkin shared span split in two) -> how to name that span in
     #: messages with the id the input used, so no warning names an id the user cannot find.
     id_aliases: dict[str, str] = msgspec.field(default_factory=dict)

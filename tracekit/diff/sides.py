@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tracekit.analyze.model import LAYERS
+from tracekit.analyze.renderers.json import STREAM_HEAD
 from tracekit.errors import TraceFormatError, TracekitError
 
 WarningCallback = Callable[[str], None]
@@ -233,17 +234,76 @@ def read_report(data: bytes, name: str, builder: SideBuilder) -> None:
     if not report.traces:
         raise TraceFormatError("analyzer report holds no trace", path=name)
     for row in report.traces:
-        diag = row.diagnosis
-        failed = None
-        if row.status == "error":
-            failed = (diag.failed_layer if diag else None) or "unknown"
-        builder.add(
-            row.layers,
-            row.route or NO_ROUTE,
-            failed,
-            diag.kind if diag else None,
-            diag.reason if diag else None,
+        _add_row(builder, row)
+
+
+def _add_row(builder: SideBuilder, row: _TraceRow) -> None:
+    diag = row.diagnosis
+    failed = None
+    if row.status == "error":
+        failed = (diag.failed_layer if diag else None) or "unknown"
+    builder.add(
+        row.layers,
+        row.route or NO_ROUTE,
+        failed,
+        diag.kind if diag else None,
+        diag.reason if diag else None,
+    )
+
+
+def is_streamed_report(head: bytes) -> bool:
+    """A report as ``tracekit analyze --format json`` streams it: ``{"traces":[`` then one trace a line."""
+    return head.startswith(STREAM_HEAD)
+
+
+def read_streamed_report(lines: Iterable[tuple[int, bytes | None]], name: str, builder: SideBuilder) -> None:
+    """Fold a streamed report one line (one trace) at a time: memory stays that of a trace, not of the
+    file (a million spans' report is about 400 MB).
+
+    The layout (``renderers/json.py``, ``stream_json``): ``{"traces":[`` and the first trace on line 1,
+    each trace line ending in ``,``, the last in ``],``, then ``"summary":{...}}``.
+
+    :raises TraceFormatError: a line that does not fit the layout or the schema (naming the line).
+    """
+    from tracekit.analyze.readers import error_text
+
+    decode = msgspec.json.Decoder(_TraceRow).decode
+    count = 0
+    summary: _Summary | None = None
+    done = False
+    for lineno, raw in lines:
+        if raw is None:
+            raise TraceFormatError("analyzer report: line too long", path=name, line=lineno)
+        line = raw.rstrip()
+        if lineno == 1:
+            line = line[len(STREAM_HEAD) :]
+        if not line:
+            continue
+        try:
+            if done:
+                if not line.startswith(b'"summary":') or not line.endswith(b"}"):
+                    raise TraceFormatError("analyzer report: text after the summary", path=name, line=lineno)
+                summary = msgspec.json.decode(line[len(b'"summary":') : -1], type=_Summary)
+                continue
+            if line.endswith(b"],"):
+                line, done = line[:-2], True
+            elif line.endswith(b","):
+                line = line[:-1]
+            if line:
+                _add_row(builder, decode(line))
+                count += 1
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            raise TraceFormatError(
+                f"analyzer report: {error_text(exc, line)}", path=name, line=lineno
+            ) from None
+    if summary is None:
+        raise TraceFormatError("analyzer report: truncated (no summary after the traces)", path=name)
+    if summary.traces not in (-1, count):
+        raise TraceFormatError(
+            f"analyzer report holds {count:,} of its {summary.traces:,} traces (truncated?)", path=name
         )
+    if not count:
+        raise TraceFormatError("analyzer report holds no trace", path=name)
 
 
 # --- reading a side -------------------------------------------------------------------------------
@@ -277,7 +337,8 @@ def read_side(name: str, paths: Sequence[str], options: ReadOptions, warning_lim
     """Read and analyse every input of one side (see the module docstring).
 
     An input with nothing usable is a warning while other inputs of the side have traces, and the
-    error when none has.
+    error when none has; an input that fails after some of its traces were counted (a truncated
+    report, a read error) is an error.
 
     :raises TracekitError: no trace on this side (one line naming the first unusable input).
     """
@@ -293,8 +354,12 @@ def read_side(name: str, paths: Sequence[str], options: ReadOptions, warning_lim
     builder = SideBuilder(name, options.routes)
     errors: list[str] = []
     for path in files:
+        before = builder.read
         try:
             with open_source(path) as src:
+                if is_streamed_report(src.head):
+                    read_streamed_report(src.iter_lines(), src.name, builder)
+                    continue
                 if is_report(src.head):
                     read_report(src.read_all(), src.name, builder)
                     continue
@@ -304,6 +369,9 @@ def read_side(name: str, paths: Sequence[str], options: ReadOptions, warning_lim
                     if report is not None:
                         builder.add_report(report)
         except TraceFormatError as exc:
+            if builder.read > before:
+                # Part of the input is counted already: a side cut short would compare a fragment.
+                raise TracekitError(f"{name}: {exc}") from None
             errors.append(str(exc))
             if len(files) > 1:
                 warn(str(exc))

@@ -132,9 +132,23 @@ def renderables(result: dict[str, Any]) -> list[RenderableType]:
         ),
         layer_table(result),
     ]
-    for table in (route_table(result), failure_table(result)):
-        if table is not None:
-            parts.append(table)
+    table = route_table(result)
+    if table is not None:
+        parts.append(table)
+    skipped = result["routes_not_compared"]
+    if skipped:
+        names = ", ".join(f"{r['route']} ({r['baseline']}/{r['candidate']})" for r in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        parts.append(
+            Text(
+                f"{len(skipped)} route(s) not compared (fewer than {result['settings']['min_route_traces']} "
+                f"requests on a side): {names}{more}",
+                style="dim",
+            )
+        )
+    table = failure_table(result)
+    if table is not None:
+        parts.append(table)
     if result["new_failure_reasons"]:
         lines = Text("Failure reasons new in the candidate:\n", style="bold")
         for item in result["new_failure_reason_counts"]:

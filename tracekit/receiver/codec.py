@@ -293,7 +293,7 @@ def success_body(media: str) -> bytes:
 
 
 #: HTTP status -> google.rpc.Code carried in the error body.
-_RPC_CODES = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 500: 13, 503: 14}
+_RPC_CODES = {400: 3, 404: 5, 405: 12, 408: 4, 411: 3, 413: 8, 415: 3, 431: 3, 500: 13, 503: 14}
 
 
 def status_body(http_status: int, message: str, media: str) -> bytes:

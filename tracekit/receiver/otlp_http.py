@@ -120,6 +120,13 @@ class HttpServer:
             await asyncio.sleep(0.02)
         for conn in list(self._conns):
             conn.writer.transport.abort()
+        # Let every connection's task run its clean-up before the loop closes.
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=2)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         await server.wait_closed()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -162,6 +169,8 @@ class HttpServer:
             log.debug("connection from %s ended: %s", writer.get_extra_info("peername"), exc)
         except h11.LocalProtocolError as exc:
             log.debug("connection from %s ended: %s", writer.get_extra_info("peername"), exc)
+        except Exception:
+            log.exception("internal error serving %s", writer.get_extra_info("peername"))
         finally:
             self._idle.pop(conn, None)
             self._conns.discard(conn)
@@ -206,18 +215,14 @@ class HttpServer:
         self._idle[conn] = None
         idle_deadline = loop.time() + limits.idle_timeout
         try:
-            while True:
-                event = conn.h11.next_event()
-                if event is not h11.NEED_DATA:
-                    break
+            event = conn.h11.next_event()  # a pipelined request may be buffered already
+            if event is h11.NEED_DATA:
                 async with asyncio.timeout_at(idle_deadline):
                     data = await conn.reader.read(_READ_SIZE)
                 conn.h11.receive_data(data)
-                if data:
-                    self._idle.pop(conn, None)
-                    break
+                self._idle.pop(conn, None)
+                event = await self._receive(conn, loop.time() + limits.header_timeout)
             self._idle.pop(conn, None)
-            event = await self._receive(conn, loop.time() + limits.header_timeout)
         except TimeoutError:
             return False  # idle or headers too slow: close without a word, as servers do
         except h11.RemoteProtocolError as exc:
@@ -319,8 +324,8 @@ class HttpServer:
         close: bool = False,
         extra: list[tuple[str, str]] | None = None,
     ) -> None:
-        if conn.h11.our_state is not h11.SEND_RESPONSE:
-            return
+        if conn.h11.our_state not in (h11.SEND_RESPONSE, h11.IDLE):
+            return  # IDLE: the request itself was malformed, and h11 lets us answer it
         headers = [("Content-Type", media), ("Content-Length", str(len(body))), ("Server", "tracekit-otlp")]
         if close:
             headers.append(("Connection", "close"))

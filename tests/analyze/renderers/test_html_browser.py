@@ -10,7 +10,7 @@ import pytest
 from tests.analyze.renderers.shopdata import HOSTILE_SQL, handmade_report, report_from_traces
 from tracekit.analyze.renderers.html import render_html
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # headless Chromium
 
 
 def fmt_ms(value: float | None) -> str:

@@ -167,3 +167,14 @@ def test_the_demo_subnet_is_in_the_benchmarking_range_and_avoids_used_ones() -> 
 def test_a_kit_without_the_deployment_is_refused_in_one_line() -> None:
     with pytest.raises(manifests.ManifestError, match="0 Deployment shop"):
         manifests.select_kit([{"kind": "Service", "metadata": {"name": "web-service"}}])
+
+
+def test_a_link_fault_scenario_is_refused_with_podman_in_one_line() -> None:
+    from click.testing import CliRunner
+
+    from tracekit.cli import main
+
+    result = CliRunner().invoke(main, ["demo", "--runtime", "podman", "--scenario", "slow-network"])
+    assert result.exit_code == 2
+    assert "--scenario slow-network shapes a pod's link: it needs --runtime local" in result.output
+    assert "Traceback" not in result.output

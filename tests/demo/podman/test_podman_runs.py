@@ -29,6 +29,7 @@ from tests.demo.conftest import Outcome, assert_nothing_lost, run_scenario
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[3]
+DEMO = [sys.executable, "-m", "tracekit", "demo", "--runtime", "podman"]
 
 
 def _missing() -> str | None:
@@ -71,9 +72,10 @@ _cache: dict[str, Outcome] = {}
 
 
 def podman_run(name: str, **kwargs: object) -> Outcome:
-    if name not in _cache:
-        _cache[name] = run_scenario(name, runtime="podman", **kwargs)
-    return _cache[name]
+    key = f"{name} {sorted(kwargs.items())}"
+    if key not in _cache:
+        _cache[key] = run_scenario(name, runtime="podman", **kwargs)
+    return _cache[key]
 
 
 @pytest.fixture(scope="module")
@@ -183,20 +185,11 @@ def test_a_container_that_exits_is_reported_and_everything_is_removed(podman_rea
         demo.cleanup()
 
 
-def test_ctrl_c_removes_everything(podman_ready: Podman, tmp_path: Path) -> None:
+def test_ctrl_c_removes_everything(podman_ready: Podman) -> None:
+    from demo_app.network import netns
+
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tracekit",
-            "demo",
-            "--runtime",
-            "podman",
-            "--requests",
-            "2000",
-            "--rate",
-            "20",
-        ],
+        [*DEMO, "--requests", "2000", "--rate", "20"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -211,4 +204,61 @@ def test_ctrl_c_removes_everything(podman_ready: Podman, tmp_path: Path) -> None
     rest = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, rest
     assert "every process was stopped" in rest
+    assert_nothing_left(podman_ready)
+    assert not [n for n in netns.existing() if n.startswith(netns.ns_name("", owner=proc.pid))]
+
+
+def test_with_the_pod_network_podmans_pods_are_the_endpoints_behind_the_service_vip(
+    podman_ready: Podman,
+) -> None:
+    from demo_app.network import netns, plan, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    outcome = podman_run("pod-failure", requests=80, replicas=2, network="netns")
+    assert_nothing_lost(outcome)
+    ips = outcome.run.podman.pod_ips
+    assert set(ips) == set(outcome.run.pods)
+    # kube-proxy's map (nftables) held the pods' addresses as podman's sandboxes have them
+    texts = [text for _, text in outcome.run.events]
+    both = ", ".join(f"{ip}:8080" for ip in sorted(ips.values()))
+    assert f"nftables: Service web-service {plan.CLUSTER_IP}:80 -> {both}" in texts, texts
+    for resource in app_resources(outcome):
+        assert resource["k8s.pod.ip"] == ips[resource["k8s.pod.name"]]
+        assert resource["k8s.container.name"] in ("app", "db")
+    for trace in outcome.report["traces"]:
+        client = next(s for s in trace["spans"] if s["service"] == "ingress" and s["kind"] == "client")
+        assert client["attributes"]["network.peer.address"] == plan.CLUSTER_IP
+    failed = outcome.verdict["failed_requests"]
+    assert failed > 0
+    assert outcome.verdict["failed_layers"].get("service", 0) >= 0.95 * failed
+    assert not [n for n in netns.existing() if n.startswith(netns.ns_name(""))]
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next_one(podman_ready: Podman, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*DEMO, "--network", "loopback", "--requests", "2000", "--rate", "20"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "load generator started" in line:
+            break
+    proc.kill()  # SIGKILL: no clean-up of its own
+    proc.communicate(timeout=60)
+    network = f"{NETWORK_PREFIX}{proc.pid}"
+    assert network in podman_ready.networks()
+    left = [
+        p["Name"]
+        for p in podman_ready.json("pod", "ps", "--format", "json", "--filter", f"network={network}")
+    ]
+    assert len(left) == 3  # two replicas and the network's holder
+    kit = manifests.select_kit(manifests.kubectl_kustomize(ROOT / "deploy" / "base"))
+    from demo_app.podman.runtime import PodmanPods
+
+    PodmanPods(kit, tmp_path).remove_orphans()
     assert_nothing_left(podman_ready)

@@ -71,7 +71,9 @@ class _Group:
 class Aggregator:
     """Fold trace results into the summary (docs/design.md JSON contract, plus routes, services, failures)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_routes: int = MAX_ROUTES) -> None:
+        #: Distinct routes kept before the rest are counted under :data:`OTHER_ROUTE`.
+        self.max_routes = max_routes
         self.traces = 0
         self.spans = 0
         self.error_traces = 0
@@ -133,7 +135,7 @@ class Aggregator:
 
     def _new_route(self, route: str, first: Any = None) -> _Group:
         """The group of a route not seen yet; past :data:`MAX_ROUTES` routes, the shared other group."""
-        if len(self.routes) >= MAX_ROUTES:
+        if len(self.routes) >= self.max_routes:
             route = OTHER_ROUTE
             group = self.routes.get(route)
             if group is not None:

@@ -17,21 +17,23 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import msgspec
 
 from tracekit.analyze.model import Trace
-from tracekit.analyze.readers.assemble import DEFAULT_MAX_OPEN_SPANS, DEFAULT_WINDOW_SPANS, TraceAssembler
+from tracekit.analyze.readers.assemble import (
+    DEFAULT_MAX_OPEN_SPANS,
+    DEFAULT_WINDOW_SPANS,
+    SpanSink,
+    TraceAssembler,
+)
 from tracekit.analyze.readers.common import (
     DEFAULT_MAX_LINE_BYTES,
-    END_LINE,
-    Shard,
     WarningCallback,
     WarningReporter,
     json_outline,
-    log,
     open_source,
     split_error_path,
     split_frames,
@@ -47,7 +49,7 @@ from tracekit.analyze.readers.detect import (
 )
 from tracekit.errors import TraceFormatError, UnknownFormatError
 
-__all__ = ["FORMATS", "Shard", "read_traces"]
+__all__ = ["FORMATS", "read_traces"]
 
 #: Format names ``read_traces(format=...)`` accepts.
 FORMATS = tuple(sorted(FORMAT_ALIASES))
@@ -55,7 +57,7 @@ FORMATS = tuple(sorted(FORMAT_ALIASES))
 #: What bad input makes a decoder raise. RecursionError included: the JSON decoders stop at the
 #: interpreter's recursion limit (about 1,000 levels), and 10,000 nested brackets are a bad line,
 #: not a bug.
-_DECODE_ERRORS = (
+DECODE_ERRORS = (
     msgspec.DecodeError,
     msgspec.ValidationError,
     UnicodeDecodeError,
@@ -64,12 +66,16 @@ _DECODE_ERRORS = (
     RecursionError,
 )
 
+#: How messages name each format.
+LABELS = {OTLP: "OTLP JSON", JAEGER: "Jaeger JSON", ZIPKIN: "Zipkin v2 JSON"}
 
-def _converter(fmt: str, asm: TraceAssembler, report: WarningReporter) -> Any:
+
+def converter_for(fmt: str, asm: SpanSink, report: WarningReporter) -> Any:
+    """The converter of format ``fmt``: ``feed(data, line)`` turns a document into spans in ``asm``."""
     if fmt == OTLP:
         from tracekit.analyze.readers.otlp import OtlpConverter
 
-        return OtlpConverter(asm, report, shard=asm.shard)
+        return OtlpConverter(asm, report)
     if fmt == JAEGER:
         from tracekit.analyze.readers.jaeger import JaegerConverter
 
@@ -115,7 +121,6 @@ def read_traces(
     window_spans: int = DEFAULT_WINDOW_SPANS,
     max_open_spans: int = DEFAULT_MAX_OPEN_SPANS,
     name: str | None = None,
-    shard: Shard | tuple[int, int] | None = None,
 ) -> Iterator[Trace]:
     """Yield the traces in ``source`` (a path, ``"-"`` for stdin, or a binary file object).
 
@@ -126,80 +131,69 @@ def read_traces(
         warnings go to the ``tracekit.analyze.readers`` logger.
     :param max_line_bytes: longest JSONL line accepted; longer lines are skipped, never loaded.
     :param window_spans: / ``max_open_spans``: the completeness rule's knobs (see ``assemble.py``).
-    :param shard: ``(index, count)`` or a :class:`Shard`: emit only the traces whose id falls in
-        this shard (parallel analysis: every worker reads the whole input). Each such trace is
-        exactly what a plain read would emit, with ``Trace.order`` set. Warnings about the input
-        itself (bad lines) go to ``on_warning`` from shard 0 only, so N workers report them once;
-        ``max_open_spans`` is shared out between the shards (memory stays bounded overall).
     :raises TraceFormatError: nothing usable could be read (message names file, line, field).
     :raises UnknownFormatError: the content is not a trace format tracekit reads.
     """
-    fmt_forced: str | None = None
-    if format is not None:
-        fmt_forced = FORMAT_ALIASES.get(format.lower())
-        if fmt_forced is None:
-            raise UnknownFormatError(f"unknown format {format!r} (expected one of: otlp, jaeger, zipkin)")
-    if shard is not None and not isinstance(shard, Shard):
-        shard = Shard(*shard)
+    fmt_forced = forced_format(format)
     src = open_source(source, name=name)
     report = WarningReporter(src.name, on_warning)
-    on_empty: WarningCallback = report.warn
-    if shard is not None:
-        max_open_spans = max(1, max_open_spans // shard.count)
-        # A trace all of whose spans were dropped only exists in its own shard: report it from there.
-        on_empty = _source_warning(src.name, on_warning)
-        if shard.index != 0:
-            report = WarningReporter(src.name, _ignore)  # still counts, for the "nothing usable" error
     try:
         fmt = fmt_forced or detect_format(src.head, src.name)
         asm = TraceAssembler(
-            src.name,
-            window_spans=window_spans,
-            max_open_spans=max_open_spans,
-            on_empty=on_empty,
-            shard=shard,
+            src.name, window_spans=window_spans, max_open_spans=max_open_spans, on_empty=report.warn
         )
-        conv = _converter(fmt, asm, report)
-        label = {OTLP: "OTLP JSON", JAEGER: "Jaeger JSON", ZIPKIN: "Zipkin v2 JSON"}[fmt]
+        conv = converter_for(fmt, asm, report)
+        label = LABELS[fmt]
         if is_line_oriented(src.head):
-            yield from _read_lines(src, conv, asm, report, max_line_bytes, label)
+            for _ in feed_lines(src.iter_lines(max_line_bytes), conv, report, max_line_bytes, label):
+                yield from asm.ready()
         else:
-            data = strip_bom(src.read_all())
-            try:
-                conv.feed(data, None)
-            except _DECODE_ERRORS as e:
-                if not json_outline(data)[1]:
-                    raise TraceFormatError(f"{label}: {error_text(e, data)}", path=src.name) from None
-                _read_concatenated(data, conv, label, src.name)
-            del data
-        if shard is not None:
-            shard.line = END_LINE
+            feed_document(strip_bom(src.read_all()), conv, label, src.name)
         yield from asm.finish()
         if conv.spans_ok == 0:
-            if report.first_error is not None:
-                line, message = report.first_error
-                more = (
-                    f" (and {report.count - 1} more problem(s); nothing usable was read)"
-                    if report.count > 1
-                    else ""
-                )
-                raise TraceFormatError(message + more, path=src.name, line=line)
-            raise TraceFormatError(f"{label}: no spans found", path=src.name)
+            raise unusable(report, label, src.name)
     finally:
-        if shard is not None:
-            shard.line = END_LINE  # the closing count comes after every trace of the source
         report.finish()
         src.close()
 
 
-def _ignore(message: str) -> None:
-    """Input warnings of shards other than 0: shard 0 reports the same ones."""
+def forced_format(format: str | None) -> str | None:
+    """``read_traces(format=...)`` as a format name (None: detect it); an unknown name is an error."""
+    if format is None:
+        return None
+    fmt = FORMAT_ALIASES.get(format.lower())
+    if fmt is None:
+        raise UnknownFormatError(f"unknown format {format!r} (expected one of: otlp, jaeger, zipkin)")
+    return fmt
 
 
-def _source_warning(name: str, on_warning: WarningCallback | None) -> WarningCallback:
-    if on_warning is None:
-        return lambda message: log.warning("%s: %s", name, message)
-    return lambda message: on_warning(f"{name}: {message}")
+def unusable(report: WarningReporter, label: str, name: str) -> TraceFormatError:
+    """The error for a source that held no usable span: its first problem, and how many there were."""
+    return unusable_error(report.first_error, report.count, label, name)
+
+
+def unusable_error(
+    first_error: tuple[int | None, str] | None, count: int, label: str, name: str
+) -> TraceFormatError:
+    """:func:`unusable` from its parts (a partitioned read adds them up over a file's chunks)."""
+    if first_error is not None:
+        line, message = first_error
+        more = f" (and {count - 1} more problem(s); nothing usable was read)" if count > 1 else ""
+        return TraceFormatError(message + more, path=name, line=line)
+    return TraceFormatError(f"{label}: no spans found", path=name)
+
+
+def feed_document(data: bytes, conv: Any, label: str, name: str) -> None:
+    """Convert a whole-document input (or several documents one after another).
+
+    :raises TraceFormatError: the document cannot be decoded.
+    """
+    try:
+        conv.feed(data, None)
+    except DECODE_ERRORS as e:
+        if not json_outline(data)[1]:
+            raise TraceFormatError(f"{label}: {error_text(e, data)}", path=name) from None
+        _read_concatenated(data, conv, label, name)
 
 
 def _read_concatenated(data: bytes, conv: Any, label: str, name: str) -> None:
@@ -207,18 +201,21 @@ def _read_concatenated(data: bytes, conv: Any, label: str, name: str) -> None:
     for n, frame in enumerate(split_frames(data), 1):
         try:
             conv.feed(frame, None)
-        except _DECODE_ERRORS as e:
+        except DECODE_ERRORS as e:
             raise TraceFormatError(f"{label}: document {n}: {error_text(e, frame)}", path=name) from None
 
 
-def _read_lines(
-    src: Any, conv: Any, asm: TraceAssembler, report: WarningReporter, max_line_bytes: int, label: str
-) -> Iterator[Trace]:
+def feed_lines(
+    lines: Iterable[tuple[int, bytes | None]],
+    conv: Any,
+    report: WarningReporter,
+    max_line_bytes: int,
+    label: str,
+) -> Iterator[int]:
+    """Convert a line-oriented input line by line; yields each line's number once it is converted
+    (the caller collects what is complete). A line that cannot be used is a warning naming it."""
     feed = conv.feed
-    shard = asm.shard
-    for lineno, line in src.iter_lines(max_line_bytes):
-        if shard is not None:
-            shard.line = lineno
+    for lineno, line in lines:
         if line is None:
             report.warn(f"line longer than {max_line_bytes} bytes; skipped without loading it", line=lineno)
             continue
@@ -235,11 +232,10 @@ def _read_lines(
             gc.disable()
         try:
             feed(line, lineno)
-            done = list(asm.ready())
-        except _DECODE_ERRORS as e:
+        except DECODE_ERRORS as e:
             report.warn(f"{label}: {error_text(e, line)}", line=lineno)
             continue
         finally:
             if paused:
                 gc.enable()
-        yield from done
+        yield lineno

@@ -16,6 +16,10 @@ with the file; emitting per line would split traces. The rule (also in docs/anal
 
 Single-document inputs feed the same assembler and emit everything at the end.
 
+The converters only know the :class:`SpanSink` half of it (spans grouped per trace, per-trace
+warnings): the partitioned analysis (``tracekit/analyze/partitions.py``) gives them a sink that
+writes the spans to partitions by trace id instead, and assembles each partition whole.
+
 **A start time of 0.** Most formats write 0 for "not set", but test tools, synthetic fixtures and some
 converters write traces in relative time, starting at 0. Readers keep a span whose start is 0 and
 tell the assembler (:meth:`TraceAssembler.zero_start`); when the trace is emitted, its starts decide:
@@ -23,18 +27,15 @@ if every span of the trace starts before :data:`RELATIVE_LIMIT_NS` (the trace is
 relative), the 0 is a time like any other; otherwise it means "missing" and those spans are dropped
 with a warning. A span with no start at all, or a negative one, is dropped by its reader.
 
-With a ``shard`` (parallel analysis, ``tracekit/analyze/parallel.py``) the assembler keeps only the
-traces of its shard, but counts every span read, so the window rule judges each of its traces exactly
-as a single-process run would; every trace it emits carries ``Trace.order``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from tracekit.analyze.model import Span, Trace
-from tracekit.analyze.readers.common import Shard
 
 #: Default number of spans read after a trace's last span before a rooted trace is emitted. The
 #: collector's batch processor sends 8192 spans or every 200 ms, so this covers a dozen full batches.
@@ -54,7 +55,29 @@ MAX_TRACE_WARNINGS = 20
 RELATIVE_LIMIT_NS = 10**15
 
 
-class _Open:
+class SpanSink(Protocol):
+    """Where a converter puts what it read: spans grouped by trace id, and warnings about a trace."""
+
+    def add_groups(self, groups: dict[str, list[Span]], roots: set[str]) -> None:
+        """One batch: trace id -> its spans (traces in first-appearance order); ``roots``: the
+        trace ids that got a root span."""
+
+    def add(self, span: Span) -> None:
+        """One span."""
+
+    def warn(self, trace_id: str, message: str) -> None:
+        """A warning about a trace (kept even when none of its spans is)."""
+
+    def zero_start(self, trace_id: str) -> None:
+        """A span of this trace was read with a start of 0 (decided once the trace is whole)."""
+
+    def alias(self, trace_id: str, span_id: str, name: str) -> None:
+        """The reader made up ``span_id``; messages name that span ``name``."""
+
+
+class OpenTrace:
+    """A trace being gathered: its spans in read order, whether a root came, its warnings."""
+
     __slots__ = ("aliases", "has_root", "last", "spans", "suppressed", "warnings", "zero_starts")
 
     def __init__(self) -> None:
@@ -88,38 +111,35 @@ class TraceAssembler:
         max_open_spans: int = DEFAULT_MAX_OPEN_SPANS,
         on_late: Callable[[str], None] | None = None,
         on_empty: Callable[[str], None] | None = None,
-        shard: Shard | None = None,
     ) -> None:
         self.source = source
         self.window_spans = window_spans
         self.max_open_spans = max_open_spans
         #: Open traces, least recently touched first.
-        self._open: OrderedDict[str, _Open] = OrderedDict()
+        self._open: OrderedDict[str, OpenTrace] = OrderedDict()
         #: Idle traces without a root, oldest first.
-        self._waiting: OrderedDict[str, _Open] = OrderedDict()
+        self._waiting: OrderedDict[str, OpenTrace] = OrderedDict()
         self._flushed: OrderedDict[str, None] = OrderedDict()
         self._on_late = on_late
         #: Receives the warnings of a trace all of whose spans were dropped (nothing to emit).
         self.on_empty = on_empty
-        #: Only the traces of this shard are kept (the others' spans are only counted).
-        self.shard = shard
         self.spans_read = 0
         self.open_spans = 0
         self.traces_emitted = 0
 
     # -- input -------------------------------------------------------------------------------
-    def _get(self, trace_id: str) -> _Open:
+    def _get(self, trace_id: str) -> OpenTrace:
         o = self._open.get(trace_id)
         if o is not None:
             self._open.move_to_end(trace_id)
             return o
         return self._reopen(trace_id)
 
-    def _reopen(self, trace_id: str) -> _Open:
+    def _reopen(self, trace_id: str) -> OpenTrace:
         """A trace that is not open: a waiting one, or a new one (maybe a late part)."""
         o = self._waiting.pop(trace_id, None)
         if o is None:
-            o = _Open()
+            o = OpenTrace()
             if trace_id in self._flushed:
                 o.warn(
                     "some spans of this trace arrived after it was emitted (more than "
@@ -131,14 +151,7 @@ class TraceAssembler:
         return o
 
     def add_spans(self, trace_id: str, spans: list[Span], has_root: bool) -> None:
-        """Add spans of one trace (readers group a batch by trace id first: one lookup per group).
-
-        With a shard, spans of another shard's trace are only counted (a reader that does not build
-        them passes their numbers to ``add_groups`` instead, as the OTLP converter does).
-        """
-        if self.shard is not None and not self.shard.owns(trace_id):
-            self.spans_read += len(spans)
-            return
+        """Add spans of one trace (readers group a batch by trace id first: one lookup per group)."""
         o = self._get(trace_id)
         o.spans.extend(spans)
         if has_root:
@@ -147,31 +160,18 @@ class TraceAssembler:
         self.open_spans += len(spans)
         o.last = self.spans_read
 
-    def add_groups(
-        self, groups: dict[str, list[Span]], roots: set[str], counts: dict[str, int] | None = None
-    ) -> None:
+    def add_groups(self, groups: dict[str, list[Span]], roots: set[str]) -> None:
         """Add one batch (a JSONL line): ``groups`` maps trace id -> its spans, in the order the
         traces first appear in the batch; ``roots`` holds the trace ids that got a root span.
 
         The same as ``add_spans`` per group, in one loop (a batch holds about a hundred groups).
-        With a shard, ``groups`` holds only this shard's traces and ``counts`` every trace's number
-        of spans, in first-appearance order: the other shards' spans are counted where a plain read
-        would count them, so ``last`` (the window rule and ``Trace.order``) is the same.
         """
-        if counts is None:  # every span was built (no shard, or the per-span path): count them here
-            counts = {trace_id: len(spans) for trace_id, spans in groups.items()}
-            shard = self.shard
-            if shard is not None:  # keep only ours
-                groups = {trace_id: spans for trace_id, spans in groups.items() if shard.owns(trace_id)}
         read = self.spans_read
         open_ = self._open
-        get = groups.get
         added = 0
-        for trace_id, n in counts.items():
+        for trace_id, spans in groups.items():
+            n = len(spans)
             read += n
-            spans = get(trace_id)
-            if spans is None:
-                continue  # another shard's trace
             o = open_.get(trace_id)
             if o is None:
                 o = self._reopen(trace_id)
@@ -193,8 +193,6 @@ class TraceAssembler:
 
     def warn(self, trace_id: str, message: str) -> None:
         """Attach a warning to a trace (opening it if needed, so the warning is not lost)."""
-        if self.shard is not None and not self.shard.owns(trace_id):
-            return  # the shard that owns the trace reports it
         o = self._open.get(trace_id) or self._waiting.get(trace_id)
         if o is None:
             o = self._get(trace_id)
@@ -202,8 +200,6 @@ class TraceAssembler:
 
     def zero_start(self, trace_id: str) -> None:
         """A span of this trace was read with a start of 0 (decided when the trace is emitted)."""
-        if self.shard is not None and not self.shard.owns(trace_id):
-            return
         o = self._open.get(trace_id) or self._waiting.get(trace_id)
         if o is None:
             o = self._get(trace_id)
@@ -211,24 +207,17 @@ class TraceAssembler:
 
     def alias(self, trace_id: str, span_id: str, name: str) -> None:
         """The reader made up ``span_id``; messages name that span ``name`` (ids the input has)."""
-        if self.shard is not None and not self.shard.owns(trace_id):
-            return
         o = self._open.get(trace_id) or self._waiting.get(trace_id)
         if o is None:
             o = self._get(trace_id)
         o.aliases[span_id] = name
 
     # -- output ------------------------------------------------------------------------------
-    def _emit(self, trace_id: str, o: _Open, phase: int, extra: str | None = None) -> Trace | None:
-        """The trace to hand out (``None`` when all its spans were dropped).
-
-        ``phase`` says which rule emitted it (1 window, 2 open-span cap, 3 and 4 end of input: open,
-        then waiting traces); with a shard it goes into ``Trace.order`` with the file, the line and the
-        trace's last position, which is the order a single-process run emits traces in.
-        """
+    def _emit(self, trace_id: str, o: OpenTrace, extra: str | None = None) -> Trace | None:
+        """The trace to hand out (``None`` when all its spans were dropped)."""
         self.open_spans -= len(o.spans)
         if o.zero_starts:
-            _resolve_zero_starts(o)
+            resolve_zero_starts(o)
         if not o.spans:
             if self.on_empty is not None:
                 for w in o.warnings:
@@ -249,8 +238,6 @@ class TraceAssembler:
         trace = Trace(trace_id, spans, warnings, self.source)
         if o.aliases:
             trace.id_aliases = o.aliases
-        if self.shard is not None:
-            trace.order = (self.shard.file, self.shard.line, phase, o.last)
         return trace
 
     def ready(self) -> Iterator[Trace]:
@@ -264,7 +251,7 @@ class TraceAssembler:
                 open_.move_to_end(trace_id, last=False)
                 break
             if o.has_root:
-                t = self._emit(trace_id, o, 1)
+                t = self._emit(trace_id, o)
                 if t is not None:
                     yield t
             else:
@@ -275,7 +262,6 @@ class TraceAssembler:
             t = self._emit(
                 trace_id,
                 o,
-                2,
                 f"emitted before it was complete: more than {self.max_open_spans} spans were open at once",
             )
             if t is not None:
@@ -283,15 +269,15 @@ class TraceAssembler:
 
     def finish(self) -> Iterator[Trace]:
         """Everything still open, at the end of the input."""
-        for phase, pool in ((3, self._open), (4, self._waiting)):
+        for pool in (self._open, self._waiting):
             while pool:
                 trace_id, o = pool.popitem(last=False)
-                t = self._emit(trace_id, o, phase)
+                t = self._emit(trace_id, o)
                 if t is not None:
                     yield t
 
 
-def _resolve_zero_starts(o: _Open) -> None:
+def resolve_zero_starts(o: OpenTrace) -> None:
     """Keep the spans that start at 0 when the whole trace is in relative time; else drop them."""
     if all(s.start_ns < RELATIVE_LIMIT_NS for s in o.spans):
         return

@@ -89,11 +89,15 @@ class _ChainRaw(io.RawIOBase):
 class Source:
     """One input, opened: a display name, its first bytes (for detection) and a buffered stream."""
 
-    def __init__(self, name: str, head: bytes, stream: IO[bytes], closers: list[Any]) -> None:
+    def __init__(
+        self, name: str, head: bytes, stream: IO[bytes], closers: list[Any], compressed: bool = False
+    ) -> None:
         self.name = name
         self.head = head
         self.stream = stream
         self._closers = closers
+        #: gzip: byte offsets into the stream are not offsets into the file.
+        self.compressed = compressed
 
     def close(self) -> None:
         for c in reversed(self._closers):
@@ -149,17 +153,22 @@ def _oserror_text(e: BaseException) -> str:
 
 
 def open_source(source: str | os.PathLike[str] | IO[bytes], *, name: str | None = None) -> Source:
-    """Open a path, ``"-"`` (stdin) or a binary file object; gzip is recognised by its magic bytes.
+    """Open a path, a URL (``s3://``, ``gs://``, any fsspec protocol), ``"-"`` (stdin) or a binary
+    file object; gzip is recognised by its magic bytes.
 
     Raises ``TraceFormatError`` (one line, naming the file) when the file cannot be opened.
     """
     closers: list[Any] = []
     raw: _ByteReader
+    compressed = False
     if isinstance(source, (str, os.PathLike)):
         display = name or os.fspath(source)
         if os.fspath(source) == "-":
             display = name or "<stdin>"
             raw = sys.stdin.buffer
+        elif is_url(os.fspath(source)):
+            raw = open_url(os.fspath(source), display)
+            closers.append(raw)
         else:
             try:
                 raw = open(Path(source), "rb")  # noqa: SIM115 - closed by Source.close
@@ -175,13 +184,34 @@ def open_source(source: str | os.PathLike[str] | IO[bytes], *, name: str | None 
             raw = gzip.GzipFile(fileobj=_PrefixedReader(magic, raw), mode="rb")
             closers.append(raw)
             magic = b""
+            compressed = True
         head = magic + _read_exact(raw, HEAD_BYTES - len(magic))
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         for c in closers:
             c.close()
         raise TraceFormatError(f"cannot read: {_oserror_text(e)}", path=display) from None
     stream = io.BufferedReader(_ChainRaw(head, raw), buffer_size=1 << 20)
-    return Source(display, head, stream, closers)
+    return Source(display, head, stream, closers, compressed)
+
+
+def is_url(path: str) -> bool:
+    """Whether an input names a URL (``s3://bucket/key``, ``file:///tmp/x``) rather than a path."""
+    scheme, sep, _ = path.partition("://")
+    return bool(sep) and scheme.replace("+", "").replace("-", "").isalnum() and len(scheme) > 1
+
+
+def open_url(url: str, display: str | None = None) -> IO[bytes]:
+    """A URL opened for reading through fsspec (the ``dask`` extra); one-line errors naming it."""
+    try:
+        import fsspec
+    except ImportError:
+        raise TraceFormatError(
+            "reading URLs needs fsspec (pip install 'tracekit[dask]')", path=display or url
+        ) from None
+    try:
+        return fsspec.open(url, "rb").open()
+    except (OSError, ValueError, ImportError) as e:
+        raise TraceFormatError(f"cannot open: {_oserror_text(e)}", path=display or url) from None
 
 
 def _read_exact(f: _ByteReader, n: int) -> bytes:
@@ -207,44 +237,6 @@ class _PrefixedReader(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         return self._chain.readinto(b)
-
-
-# --------------------------------------------------------------------------------------------
-# Shards (parallel analysis)
-
-#: ``Shard.line`` at the end of the input (after the last line): traces completed then sort last.
-END_LINE = (1 << 63) - 1
-
-
-class Shard:
-    """One of ``count`` disjoint parts of an input, split by trace id (``tracekit analyze --jobs``).
-
-    Every worker of a parallel run reads the whole input but builds and emits only the traces of its
-    shard; a trace belongs to exactly one shard, so the shards' results add up to the single-process
-    result. ``file`` is the input's place among the run's inputs (the caller sets it) and ``line`` the
-    input line the reader is at (the reader sets it): traces and warnings are stamped with both so the
-    parent can merge the workers' output back into read order.
-    """
-
-    __slots__ = ("count", "file", "index", "line")
-
-    def __init__(self, index: int, count: int) -> None:
-        if not 0 <= index < count:
-            raise ValueError(f"shard index {index} out of range for {count} shards")
-        self.index = index
-        self.count = count
-        self.file = 0
-        self.line = 0
-
-    def owns(self, trace_id: str) -> bool:
-        """Whether a normalised (32 lowercase hex) trace id is in this shard.
-
-        The low 32 bits: random ids spread evenly, and so do sequential ones (test generators).
-        """
-        return int(trace_id[-8:], 16) % self.count == self.index
-
-    def __repr__(self) -> str:
-        return f"Shard({self.index}, {self.count})"
 
 
 # --------------------------------------------------------------------------------------------

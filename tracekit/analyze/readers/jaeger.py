@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from tracekit.analyze.model import Event, Link, RefType, Span, SpanKind, StatusCode
-from tracekit.analyze.readers.assemble import TraceAssembler
+from tracekit.analyze.readers.assemble import SpanSink
 from tracekit.analyze.readers.common import (
     BadId,
     Micros,
@@ -117,7 +117,7 @@ def tags_dict(tags: list[_Tag] | None) -> dict[str, Any]:
 class JaegerConverter:
     """Turns decoded Jaeger documents into model spans (see the module docstring for the mapping)."""
 
-    def __init__(self, asm: TraceAssembler, report: WarningReporter) -> None:
+    def __init__(self, asm: SpanSink, report: WarningReporter) -> None:
         self.asm = asm
         self.report = report
         self.spans_ok = 0
@@ -216,6 +216,8 @@ class JaegerConverter:
                 continue
             if not (looks_hex(raw_tid) and looks_hex(sp.spanID)):
                 self.asm.warn(tid, "ids that are not hex were replaced by stable hashed hex ids")
+                if not looks_hex(sp.spanID):
+                    self.asm.alias(tid, sid, repr(sp.spanID)[:60])  # messages name the input's id
             parent, ref_type, links = self._parent(sp, tid)
             proc = sp.process if sp.process is not None else processes.get(sp.processID or "")
             if proc is None and sp.processID:

@@ -21,7 +21,7 @@ the same result:
 
 - ``OtlpConverter._fast_line``, the common case (every id canonical, nothing to warn about): the
   ids of the whole line are checked at once, and ``_fast_spans``, the one loop that runs per span,
-  only builds spans (with a shard, only this shard's: the others' are just counted);
+  only builds spans;
 - ``OtlpConverter._spans``, the per-span loop that checks, repairs and warns, for any line the
   fast path declines.
 
@@ -30,7 +30,7 @@ Both loops are written flat on purpose. ``python -m bench readers`` measures the
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from types import GenericAlias
 from typing import Annotated, Any, Literal
@@ -38,11 +38,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from tracekit.analyze.model import Event, Link, Span, SpanKind, StatusCode
-from tracekit.analyze.readers.assemble import TraceAssembler
+from tracekit.analyze.readers.assemble import SpanSink
 from tracekit.analyze.readers.common import (
     MAX_NS,
     BadId,
-    Shard,
     WarningReporter,
     clip,
     normalize_id,
@@ -53,9 +52,8 @@ _OptStr = str | None
 #: int64 as a JSON number or string: ``strict=False`` decoding turns "123" into 123 in C.
 _IntLike = int | None
 #: A span's start: required and not negative. A span without one cannot be placed on the timeline; it
-#: fails the typed decode, so the lenient path drops it with a warning naming the field, and every
-#: parallel worker (which all decode every line) agrees on the drop. A start of 0 ("not set" in OTLP,
-#: or the first instant of a relative trace) is decided per trace by the assembler.
+#: fails the typed decode, so the lenient path drops it with a warning naming the field. A start of 0
+#: ("not set" in OTLP, or the first instant of a relative trace) is decided per trace by the assembler.
 _Start = Annotated[int, msgspec.Meta(ge=0, le=MAX_NS)]
 #: Any other time: beyond ``MAX_NS`` (a 1e30 end time) it is refused, naming the field, not kept as a
 #: duration of 1e24 ms.
@@ -65,9 +63,6 @@ _ZERO_START = "\x00zero start"
 
 #: ``attributes`` left undecoded: the raw JSON text of the KeyValue list (see ``_Style``).
 _RAW = msgspec.Raw()
-
-#: Stands in, in a batch's groups, for a span of another shard: counted, never built or emitted.
-_OTHER_SHARD_SPAN = Span("", "", None, "", SpanKind.UNSPECIFIED, 0, 0)
 
 
 def _list_of(item: Any) -> Any:
@@ -432,15 +427,9 @@ class OtlpConverter:
     decoding and the dict building, and the memory of the open traces.
     """
 
-    def __init__(self, asm: TraceAssembler, report: WarningReporter, shard: Shard | None = None) -> None:
+    def __init__(self, asm: SpanSink, report: WarningReporter) -> None:
         self.asm = asm
         self.report = report
-        #: Parallel analysis: spans of other shards' traces are decoded (so that every shard agrees
-        #: on which spans are usable) but not built, only counted per trace, where a plain read
-        #: would count them (``TraceAssembler.add_groups``).
-        self.shard = shard
-        #: Normalised trace id -> whether this shard owns it (only with a shard).
-        self._owned: dict[str, bool] = {}
         self.spans_ok = 0
         #: Per style: raw ``attributes`` JSON -> dict, and raw resource attributes -> (dict, service).
         self._attrs: dict[_Style, dict[bytes, dict[str, Any]]] = {_CAMEL: {}, _SNAKE: {}}
@@ -483,7 +472,6 @@ class OtlpConverter:
         tids = self._trace_ids
         if len(tids) > TRACE_ID_CACHE_SIZE:
             tids.clear()
-            self._owned.clear()
         #: The line's non-empty scopes, each with its resource's (attributes, service).
         batches: list[tuple[list[Any], tuple[dict[str, Any], str]]] = []
         for rs in rss:
@@ -500,11 +488,10 @@ class OtlpConverter:
         #: Warnings as (trace id or None for the source, message), reported once the line is converted.
         pending: list[tuple[str | None, str]] = []
         groups: defaultdict[str, list[Span]] = defaultdict(list)
-        handed: dict[str, list[Span]] = groups
         roots: set[str] = set()
         fast = self._fast_line(batches, style, groups, roots, pending)
         if fast is not None:
-            kept, counts = fast
+            kept = fast
         else:
             # Something to warn about or to repair: the per-span checks say what and where.
             pending.clear()
@@ -513,12 +500,6 @@ class OtlpConverter:
             kept = 0
             for spans, resource in batches:
                 kept += self._spans(spans, resource, style, groups, roots, tids, pending)
-            counts = None
-            if self.shard is not None:
-                # Other shards' traces hold stand-ins (_OTHER_SHARD_SPAN): count them, hand over only ours.
-                counts = {trace_id: len(spans) for trace_id, spans in groups.items()}
-                owned = self._owned
-                handed = {t: spans for t, spans in groups.items() if owned[t]}
         asm = self.asm
         for trace_id, message in pending:
             if trace_id is None:
@@ -527,7 +508,7 @@ class OtlpConverter:
                 asm.zero_start(trace_id)
             else:
                 asm.warn(trace_id, message)
-        asm.add_groups(handed, roots, counts)
+        asm.add_groups(groups, roots)
         self.spans_ok += kept
         return kept
 
@@ -538,7 +519,7 @@ class OtlpConverter:
         groups: defaultdict[str, list[Span]],
         roots: set[str],
         pending: list[tuple[str | None, str]],
-    ) -> tuple[int, dict[str, int] | None] | None:
+    ) -> int | None:
         """Convert a line's spans without checking ids one by one; ``None`` leaves it to ``_spans``.
 
         Nearly every line has only canonical ids (16 lowercase hex characters, as SDKs and the
@@ -548,10 +529,7 @@ class OtlpConverter:
         id) sends the line to ``_spans``, which warns and repairs: the result, warnings included, is
         always what ``_spans`` gives, and until then only caches were touched.
 
-        With a shard, the other shards' spans are only counted, per trace in first-appearance
-        order, from their trace ids alone (``_own_spans``): no per-span loop runs for them.
-
-        Returns ``(spans kept, counts)``: every span is kept; ``counts`` is ``None`` without a shard.
+        Returns the number of spans kept (every span).
         """
         kept = 0
         sids: list[str] = []
@@ -560,12 +538,6 @@ class OtlpConverter:
             kept += len(spans)
         if not _canonical_ids(sids):
             return None
-        counts = None
-        if self.shard is not None:
-            split = self._own_spans(batches, style)
-            if split is None:
-                return None
-            counts, batches = split
         parents: list[str | None] = []
         for spans, _ in batches:
             parents += [sp.parent_span_id for sp in spans]
@@ -575,46 +547,7 @@ class OtlpConverter:
         for spans, resource in batches:
             if not self._fast_spans(spans, resource, style, groups, roots, pending):
                 return None
-        return kept, counts
-
-    def _own_spans(
-        self, batches: list[tuple[list[Any], tuple[dict[str, Any], str]]], style: _Style
-    ) -> tuple[dict[str, int], list[tuple[list[Any], tuple[dict[str, Any], str]]]] | None:
-        """Every trace's span count (first-appearance order) and the batches cut down to this
-        shard's spans; ``None`` if a trace id is bad (``_spans`` reports it).
-
-        Works per distinct trace id (a Collector line holds about a hundred traces and a thousand
-        spans); the per-span work is a few comprehensions and a ``Counter``, a fraction of what
-        decoding the span cost. Of the other shards' spans only the trace id and the attribute list
-        are looked at (the span ids were checked by ``_fast_line``).
-        """
-        raws: list[str | None] = []
-        for spans, _ in batches:
-            raws += [sp.trace_id for sp in spans]
-        tids = self._trace_ids
-        owned = self._owned
-        assert self.shard is not None  # only a shard's read comes here
-        owns = self.shard.owns
-        counts: dict[str, int] = {}
-        mine: set[str | None] = set()
-        for raw, n in Counter(raws).items():
-            tid = tids.get(raw)
-            if tid is None:
-                try:
-                    tid = _trace_id(raw)
-                except BadId:
-                    return None
-                tids[raw] = tid
-            counts[tid] = counts.get(tid, 0) + n
-            own = owned.get(tid)
-            if own is None:
-                own = owned[tid] = owns(tid)
-            if own:
-                mine.add(raw)
-        # The other shards' attribute lists are not looked at: a bad one never drops its span
-        # (``salvage_attributes``), so it cannot change the span counts all shards agree on.
-        kept = [([sp for sp in spans if sp.trace_id in mine], resource) for spans, resource in batches]
-        return counts, [(spans, resource) for spans, resource in kept if spans]
+        return kept
 
     def _fast_spans(
         self,
@@ -745,9 +678,6 @@ class OtlpConverter:
         warn = pending.append
         cache = self._attrs[style]
         get_attrs = cache.get
-        shard = self.shard
-        owned = self._owned
-        other_shard_span = _OTHER_SHARD_SPAN
         for sp in spans:
             # A trace id repeats on every span of its trace: normalise it once (see _trace_ids).
             raw_tid = sp.trace_id
@@ -760,20 +690,6 @@ class OtlpConverter:
                     dropped += 1
                     continue
                 tids[raw_tid] = tid
-            if shard is not None:
-                mine = owned.get(tid)
-                if mine is None:
-                    mine = owned[tid] = shard.owns(tid)
-                if not mine:
-                    # Another shard's span: checked only as far as a plain read would drop it (so
-                    # every shard agrees on "nothing usable" and on the span counts), then counted,
-                    # never built. Its attributes cannot drop it (a bad one is salvaged), so they
-                    # are not looked at.
-                    if not _plain_span_id_ok(sp.span_id):
-                        dropped += 1
-                    else:
-                        groups[tid].append(other_shard_span)
-                    continue
             # Fast path for span ids: 16 hex characters (what every SDK and the Collector write).
             # fromhex() validates in C; lower() is cheaper than islower(), which is slow on digits.
             sid = sp.span_id
@@ -859,21 +775,6 @@ class OtlpConverter:
             if parent is None:
                 roots.add(tid)
         return len(spans) - dropped
-
-
-def _plain_span_id_ok(sid: Any) -> bool:
-    """Whether ``_spans`` would keep a span with this span id (the same checks, no warning)."""
-    try:
-        if len(sid) == 16:
-            bytes.fromhex(sid)
-            return True
-    except (ValueError, TypeError):
-        pass
-    try:
-        normalize_id(sid, 8, base64_ok=True)
-    except BadId:
-        return False
-    return True
 
 
 def _trace_id(raw: str | None) -> str:

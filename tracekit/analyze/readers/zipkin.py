@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from tracekit.analyze.model import Event, Span, SpanKind, StatusCode
-from tracekit.analyze.readers.assemble import TraceAssembler
+from tracekit.analyze.readers.assemble import SpanSink
 from tracekit.analyze.readers.common import (
     BadId,
     Micros,
@@ -94,7 +94,7 @@ def _service(z: _ZSpan) -> str:
 class ZipkinConverter:
     """Turns one decoded Zipkin document into model spans (see the module docstring)."""
 
-    def __init__(self, asm: TraceAssembler, report: WarningReporter) -> None:
+    def __init__(self, asm: SpanSink, report: WarningReporter) -> None:
         self.asm = asm
         self.report = report
         self.spans_ok = 0

@@ -146,6 +146,12 @@
         [el("td", { "class": "text", text: item[0] }), el("td", { "class": "text", text: item[1] })].concat(cells(item[2])));
     })));
 
+  if (D.routes_not_compared.length) routes.appendChild(el("p", { "class": "dk-hint", id: "dk-routes-skipped",
+    text: D.routes_not_compared.length + " route(s) not compared (fewer than " + D.settings.min_route_traces +
+      " requests on a side): " + D.routes_not_compared.slice(0, 10).map(function (r) {
+        return r.route + " (" + r.baseline + " / " + r.candidate + ")";
+      }).join(", ") + (D.routes_not_compared.length > 10 ? ", …" : "") }));
+
   var failures = document.getElementById("dk-failures");
   if (!D.failure_kinds.length) failures.appendChild(el("p", { "class": "dk-empty", text: "No failed request on either side." }));
   else failures.appendChild(table(el("table", { "class": "dk-table", id: "dk-failure-table" }),

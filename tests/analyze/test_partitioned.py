@@ -1,9 +1,9 @@
-"""``tracekit analyze --jobs N``: worker processes give the same report as one process.
+"""The partitioned analysis: the same report in this process, in a local pool, whatever the plan.
 
-Every test runs the real CLI twice in subprocesses (``--jobs 1`` and ``--jobs 2``, with
-``TRACEKIT_PARALLEL_MIN_BYTES=1`` so small files qualify) and compares what a user gets: the summary,
-the trace objects (as dicts keyed by trace id, and also byte for byte: the workers' traces are merged
-back into read order), stderr and the exit code.
+The CLI tests run the real command twice in subprocesses (``--jobs 1``: in this process; ``--jobs
+2``: a local pool of two workers) and compare what a user gets: the report byte for byte, stderr
+and the exit code. The library tests cut small files into many chunks and partitions and compare
+with a plain streaming read (``read_traces``), the ground truth for what a trace holds.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from tests.analyze.truth import (
     to_otlp_lines,
     to_zipkin,
 )
-from tracekit.analyze import parallel
 from tracekit.analyze.api import Analysis
-from tracekit.analyze.parallel import MAX_JOBS, MIN_BYTES_ENV, choose_jobs, usable_cpus
+from tracekit.analyze.executors import InProcess, LocalPool, WorkerCrashed
+from tracekit.analyze.plan import MAX_JOBS, MIN_BYTES_ENV, Input, local_workers, usable_cpus
 from tracekit.analyze.readers import read_traces
-from tracekit.analyze.renderers.json import stream_json
+from tracekit.analyze.run import Request, execute, write_json
 
 FAILURES = ("edge", "ingress", "service", "app", "sidecar", "db", "envoy")
 
@@ -93,12 +93,14 @@ def truth_traces() -> list:
     return out
 
 
+@pytest.mark.slow
 def test_truth_file_same_report(tmp_path: Path, truth_traces: list) -> None:
     path = write_lines(tmp_path / "truth.jsonl", truth_traces)
     report = assert_same(str(path), tmp=tmp_path)
     assert report["summary"]["traces"] == len(truth_traces)
 
 
+@pytest.mark.slow
 def test_failures_same_report(tmp_path: Path) -> None:
     traces = [request_trace(200 + i, failure=FAILURES[i % len(FAILURES)]) for i in range(21)]
     traces += [request_trace(300 + i) for i in range(9)]
@@ -108,6 +110,7 @@ def test_failures_same_report(tmp_path: Path) -> None:
     assert len(report["summary"]["failures"]["by_reason"]) >= 5
 
 
+@pytest.mark.slow
 def test_bad_lines_same_warnings(tmp_path: Path, truth_traces: list) -> None:
     lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=5).splitlines()
     lines.insert(3, "garbage that is not JSON")
@@ -122,12 +125,12 @@ def test_bad_lines_same_warnings(tmp_path: Path, truth_traces: list) -> None:
     assert code == 0 and "more warning(s) not shown" in err, err
 
 
+@pytest.mark.slow
 def test_span_with_a_bad_attribute_value_same_report(tmp_path: Path, truth_traces: list) -> None:
     """A span whose attribute list does not validate keeps its span (the bad attribute is dropped
-    with a warning on the trace). Workers that do not own the trace never look at its attributes,
-    so nothing may depend on them: same spans, same counts, same warnings as one process."""
+    with a warning on the trace), wherever it is analysed."""
     lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=5).splitlines()
-    for n, i in enumerate((2, 6)):  # one span in a trace of each shard (ids ending in 1 and 2)
+    for n, i in enumerate((2, 6)):
         doc = json.loads(lines[i])
         span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
         span["traceId"] = f"{n + 1:032x}"
@@ -146,6 +149,7 @@ def test_span_with_a_bad_attribute_value_same_report(tmp_path: Path, truth_trace
     assert report["summary"]["spans"] == sum(len(b.spans) for b in truth_traces)  # none dropped
 
 
+@pytest.mark.slow
 def test_many_bad_lines_same_capped_warnings(tmp_path: Path, truth_traces: list) -> None:
     """More bad lines than the reader reports one by one (50 per file): same shown, same counts."""
     lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=2).splitlines()
@@ -158,6 +162,7 @@ def test_many_bad_lines_same_capped_warnings(tmp_path: Path, truth_traces: list)
     assert code == 0 and "more warnings not shown" in err, err
 
 
+@pytest.mark.slow
 def test_nothing_usable_exits_2_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "garbage.jsonl"
     path.write_text('{"resourceSpans": 3}\nnot json either\n')
@@ -169,6 +174,7 @@ def test_nothing_usable_exits_2_with_one_line(tmp_path: Path) -> None:
     assert out1 == out2 == b""
 
 
+@pytest.mark.slow
 def test_gz_and_several_files(tmp_path: Path, truth_traces: list) -> None:
     plain = write_lines(tmp_path / "a.jsonl", truth_traces[:20])
     packed = tmp_path / "b.jsonl.gz"
@@ -181,8 +187,9 @@ def test_gz_and_several_files(tmp_path: Path, truth_traces: list) -> None:
     assert report["summary"]["traces"] == len(truth_traces)
 
 
+@pytest.mark.slow
 def test_jaeger_and_zipkin_documents(tmp_path: Path, truth_traces: list) -> None:
-    """Single documents: the shard filter sits in the assembler for these formats."""
+    """Single documents are one chunk each; their traces are partitioned like a JSONL file's."""
     jaeger = tmp_path / "jaeger.json"
     jaeger.write_text(json.dumps(to_jaeger([b.spans for b in truth_traces])))
     zipkin = tmp_path / "zipkin.json"
@@ -191,6 +198,7 @@ def test_jaeger_and_zipkin_documents(tmp_path: Path, truth_traces: list) -> None
     assert report["summary"]["traces"] == len(truth_traces) + 10
 
 
+@pytest.mark.slow
 def test_trace_id_filter(tmp_path: Path, truth_traces: list) -> None:
     path = write_lines(tmp_path / "truth.jsonl", truth_traces)
     report = assert_same(str(path), "--trace-id", "7", "--trace-id", "0x0C", tmp=tmp_path)
@@ -200,33 +208,112 @@ def test_trace_id_filter(tmp_path: Path, truth_traces: list) -> None:
     assert code1 == code2 == 2 and err1 == err2
 
 
-def test_shards_complete_traces_like_one_reader(tmp_path: Path, truth_traces: list) -> None:
-    """The shards' traces are exactly the plain reader's, judged complete at the same point.
+def _plain(path: Path, **kw: object) -> list[dict]:
+    """Ground truth: a plain streaming read, analysed trace by trace."""
+    analysis = Analysis()
+    return [r for r in map(analysis.analyse, read_traces(path, **kw)) if r is not None]
 
-    A tiny window makes the completeness rule matter: traces spread over lines, late parts.
-    """
+
+def _partitioned(paths: list[Path], tmp: Path, executor: object = None, **plan: int) -> tuple[bytes, object]:
+    storage = tmp / f"storage-{len(list(tmp.iterdir()))}"
+    storage.mkdir()
+    request = Request(
+        [str(p) for p in paths], chunk_bytes=plan.get("chunk"), partitions=plan.get("partitions")
+    )
+    outcome = execute(request, executor or InProcess(), str(storage))
+    out = io.BytesIO()
+    write_json(out, outcome)
+    return out.getvalue(), outcome
+
+
+@pytest.mark.parametrize(("chunk", "partitions"), [(None, 1), (None, 7), (700, 1), (1500, 5), (97, 3)])
+def test_any_chunking_and_partitioning_same_report(
+    tmp_path: Path, truth_traces: list, chunk: int | None, partitions: int
+) -> None:
+    """Byte ranges that cut lines anywhere, any number of partitions: the report of one chunk and one
+    partition, byte for byte; and its traces are the plain reader's, in the order of their first span."""
+    path = write_lines(tmp_path / "truth.jsonl", truth_traces, per_line=3)
+    reference, _ = _partitioned([path], tmp_path, partitions=1)
+    report, outcome = _partitioned([path], tmp_path, chunk=chunk, partitions=partitions)
+    assert report == reference
+    if chunk:
+        assert outcome.chunks == -(-path.stat().st_size // chunk)  # type: ignore[attr-defined]
+    traces = json.loads(report)["traces"]
+    plain = {r["trace_id"]: json.loads(msgspec_json(r)) for r in _plain(path)}
+    assert {t["trace_id"]: t for t in traces} == plain
+    first_seen = list(dict.fromkeys(s.trace_id for b in truth_traces for s in b.spans))
+    assert [t["trace_id"] for t in traces] == first_seen
+
+
+def msgspec_json(report: dict) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(report)
+
+
+def test_traces_are_gathered_whole(tmp_path: Path, truth_traces: list) -> None:
+    """Spans of a trace far apart in the file (past the streaming reader's window) still make one
+    trace: a partition holds every span of its traces."""
     spans = [s for b in truth_traces for s in b.spans]
-    spans = spans[::2] + spans[1::2]  # every trace gets split far apart: late parts
+    spans = spans[::2] + spans[1::2]
     path = tmp_path / "interleaved.jsonl"
     path.write_text(to_otlp_lines(spans, per_line=3))
-    plain = list(read_traces(path, window_spans=20))
-    shards = [t for i in range(3) for t in read_traces(path, window_spans=20, shard=(i, 3))]
-    shards.sort(key=lambda t: t.order)
-    assert [(t.trace_id, t.spans, t.warnings) for t in shards] == [
-        (t.trace_id, t.spans, t.warnings) for t in plain
-    ]
-    assert any("arrived after it was emitted" in w for t in plain for w in t.warnings)
+    assert any(
+        "arrived after it was emitted" in w for r in _plain(path, window_spans=20) for w in r["warnings"]
+    )
+    report, _ = _partitioned([path], tmp_path, chunk=500, partitions=3)
+    traces = json.loads(report)["traces"]
+    assert {t["trace_id"]: t["span_count"] for t in traces} == {
+        b.spans[0].trace_id: len(b.spans) for b in truth_traces
+    }
+    assert not any("arrived after" in w for t in traces for w in t["warnings"])
 
 
-def test_choose_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "t.jsonl"
-    path.write_text("{}\n")
+def test_warnings_name_the_global_line(tmp_path: Path, truth_traces: list) -> None:
+    """A bad line in a later chunk is named by its line in the file, not in the chunk."""
+    lines = to_otlp_lines([s for b in truth_traces for s in b.spans], per_line=3).splitlines()
+    lines.insert(40, "not json at all")
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    _, outcome = _partitioned([path], tmp_path, chunk=600, partitions=2)
+    assert outcome.chunks > 10  # type: ignore[attr-defined]
+    plain: list[str] = []
+    list(read_traces(path, on_warning=plain.append))
+    assert len(plain) == 1 and plain[0].startswith(f"{path}:41: ")
+    assert [w for w in outcome.warnings if w.startswith(str(path))] == plain  # type: ignore[attr-defined]
+
+
+def test_local_pool_same_report_as_in_process(tmp_path: Path, truth_traces: list) -> None:
+    path = write_lines(tmp_path / "truth.jsonl", truth_traces, per_line=3)
+    reference, _ = _partitioned([path], tmp_path)
+    pool = LocalPool(2)
+    try:
+        report, outcome = _partitioned([path], tmp_path, pool, chunk=1000, partitions=4)
+    finally:
+        pool.close()
+    assert report == reference
+    assert outcome.partitions == 4  # type: ignore[attr-defined]
+
+
+def _exit_hard(task: int) -> int:
+    os._exit(3)
+
+
+def test_crashed_worker_is_reported_not_awaited() -> None:
+    pool = LocalPool(2)
+    with pytest.raises(WorkerCrashed, match="stopped without a result"):
+        pool.map(_exit_hard, [1, 2])
+
+
+def test_local_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    small = [Input(0, "t.jsonl", "t.jsonl", "otlp", True, 999, False)]
     monkeypatch.setenv(MIN_BYTES_ENV, "1000")
-    assert choose_jobs("auto", [str(path)]) == 1  # small input: one process
-    assert choose_jobs("3", [str(path)]) == 3
-    assert choose_jobs("4", ["-"]) == 1  # stdin cannot be read by several workers
+    assert local_workers("auto", small) == 1  # small input: this process
+    assert local_workers("3", small) == 3
+    gz = [Input(0, "t.jsonl.gz", "t.jsonl.gz", "otlp", True, 200, True)]
+    assert local_workers("auto", gz) == min(usable_cpus(), 8)  # counted at 8 times its size
     monkeypatch.setenv(MIN_BYTES_ENV, "1")
-    assert choose_jobs("auto", [str(path)]) == min(usable_cpus(), 8)
+    assert local_workers("auto", small) == min(usable_cpus(), 8)
 
 
 def test_bad_jobs_value_is_one_line(tmp_path: Path, truth_traces: list) -> None:
@@ -244,6 +331,7 @@ def run_cli(*args: str, jobs: int) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -283,16 +371,19 @@ def test_text_and_slowest_same_output(tmp_path: Path, args: tuple[str, ...]) -> 
     assert len(expected) == slowest + failed
 
 
-#: Runs the parallel path on argv[1] in a fresh (single-threaded) interpreter: prints the start
-#: method on the first line, then the report.
-_PARALLEL_SCRIPT = """
-import io, sys
-from tracekit.analyze import parallel
+#: Runs the partitioned analysis with a pool of two on argv[1] in a fresh (single-threaded)
+#: interpreter: prints the start method on the first line, then the report.
+_POOL_SCRIPT = """
+import io, sys, tempfile
+from tracekit.analyze.executors import LocalPool, _context
+from tracekit.analyze.run import Request, execute, write_json
 if __name__ == "__main__":
     out = io.BytesIO()
-    with parallel.work_directory(None) as work_dir:
-        parallel.write_json(out, parallel.analyze_parallel([sys.argv[1]], 2, work_dir))
-    sys.stdout.buffer.write(parallel._context().get_start_method().encode() + b"\\n" + out.getvalue())
+    pool = LocalPool(2)
+    with tempfile.TemporaryDirectory() as storage:
+        write_json(out, execute(Request([sys.argv[1]]), pool, storage))
+    pool.close()
+    sys.stdout.buffer.write(_context().get_start_method().encode() + b"\\n" + out.getvalue())
 """
 
 
@@ -300,12 +391,14 @@ if __name__ == "__main__":
 def test_forked_and_spawned_workers_write_the_same_report(
     tmp_path: Path, truth_traces: list, method: str
 ) -> None:
-    """Workers are forked while the parent runs one thread (a fresh interpreter here) and spawned
-    otherwise (a running thread in this process); both give the one-process report, byte for byte."""
+    """Workers are forked while the caller runs one thread (a fresh interpreter here) and spawned
+    otherwise (a running thread in this process); both give the in-process report, byte for byte."""
+    from tracekit.analyze.executors import _context
+
     path = write_lines(tmp_path / "truth.jsonl", truth_traces)
     if method == "fork":
         done = subprocess.run(
-            [sys.executable, "-c", _PARALLEL_SCRIPT, str(path)], capture_output=True, timeout=120, check=True
+            [sys.executable, "-c", _POOL_SCRIPT, str(path)], capture_output=True, timeout=120, check=True
         )
         used, _, report = done.stdout.partition(b"\n")
         assert used.decode() == ("fork" if sys.platform == "linux" else "spawn")
@@ -313,31 +406,16 @@ def test_forked_and_spawned_workers_write_the_same_report(
         stop = threading.Event()
         thread = threading.Thread(target=stop.wait)
         thread.start()
+        pool = LocalPool(2)
         try:
-            assert parallel._context().get_start_method() == "spawn"
-            out = io.BytesIO()
-            with parallel.work_directory(None) as work_dir:
-                result = parallel.analyze_parallel([str(path)], 2, work_dir)
-                parallel.write_json(out, result)
+            assert _context().get_start_method() == "spawn"
+            report, _ = _partitioned([path], tmp_path, pool, partitions=2)
         finally:
+            pool.close()
             stop.set()
             thread.join()
-        report = out.getvalue()
-        assert all(shard.traces_written for shard in result.shards)  # both workers had traces
-    analysis = Analysis()
-    single = io.BytesIO()
-    stream_json(single, (r for r in map(analysis.analyse, read_traces(path)) if r), analysis.summary)
-    assert report == single.getvalue()
-
-
-def test_worker_error_is_its_one_line(tmp_path: Path, truth_traces: list) -> None:
-    """A worker that fails reports its own one line through the parent (not a hang, not a traceback)."""
-    path = write_lines(tmp_path / "truth.jsonl", truth_traces[:5])
-    with (
-        parallel.work_directory(None) as work_dir,
-        pytest.raises(parallel.WorkerCrashed, match=r"worker \d: .*missing\.yaml"),
-    ):
-        parallel.analyze_parallel([str(path)], 2, work_dir, rules_path=str(tmp_path / "missing.yaml"))
+    reference, _ = _partitioned([path], tmp_path)
+    assert report == reference
 
 
 def test_jobs_above_the_cap_is_refused_before_any_worker_starts(otlp_file: Path, monkeypatch) -> None:
