@@ -6,6 +6,8 @@
 #   BASE=IMAGE             the Dockerfile's base (default: the local Debian stand-in from base.sh when
 #                          debootstrap is installed, else python:3.11-slim from the registry)
 #   IMAGE=NAME:TAG         the tag to build (default tracekit-demo:0.1.0)
+#   EXTRAS="dask"          optional dependency groups to install (deploy/dask runs
+#                          IMAGE=tracekit-analyze:0.1.0 EXTRAS=dask)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,7 +25,7 @@ if [ -z "${BASE:-}" ]; then
   fi
 fi
 
-args=(--build-arg "BASE=$BASE" -f demo_app/Dockerfile -t "$IMAGE")
+args=(--build-arg "BASE=$BASE" --build-arg "EXTRAS=${EXTRAS:-}" -f demo_app/Dockerfile -t "$IMAGE")
 # The CA bundle this host's TLS clients trust, lent to the build as a secret (see the Dockerfile).
 CA=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 if [ -s "$CA" ]; then

@@ -98,3 +98,35 @@ def test_zipkin_shared_span_warnings_name_the_input_id(tmp_path: Path) -> None:
     skew = [w for w in trace["warnings"] if "clock skew" in w]
     assert skew and f"{sid} (server side)" in skew[0], trace["warnings"]
     assert set(_HEX_ID.findall(" ".join(trace["warnings"]))) == {sid}
+
+
+def test_jaeger_non_hex_span_ids_are_named_as_the_input_wrote_them(tmp_path: Path) -> None:
+    # Synthetic Jaeger files use ids such as "span-a"; the reader hashes them into hex ids, and a
+    # warning naming a span (here: which of two roots is analysed) names the input's id.
+    def span(sid: str, start: int) -> dict:
+        return {
+            "traceID": "trace-1",
+            "spanID": sid,
+            "operationName": f"op {sid}",
+            "references": [],
+            "startTime": start,
+            "duration": 100,
+            "tags": [],
+            "processID": "p1",
+        }
+
+    doc = {
+        "data": [
+            {
+                "traceID": "trace-1",
+                "spans": [span("span-a", 1_700_000_000_000_000), span("span-b", 1_700_000_000_000_050)],
+                "processes": {"p1": {"serviceName": "svc", "tags": []}},
+            }
+        ]
+    }
+    path = tmp_path / "jaeger.json"
+    path.write_text(json.dumps(doc))
+    (trace,) = analyze_paths([path], on_warning=lambda _: None)["traces"]
+    roots = [w for w in trace["warnings"] if "root spans" in w]
+    assert roots and "'span-a'" in roots[0], trace["warnings"]
+    assert not _HEX_ID.findall(" ".join(trace["warnings"]))

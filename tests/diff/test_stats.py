@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -158,3 +159,43 @@ def test_a_shift_on_one_route_is_found_there_only() -> None:
     row = next(e for e in result["routes"] if e["route"] == "GET /b")["layers"]["db"]
     assert row["ci_ms"][0] <= 4.0 <= row["ci_ms"][1]
     assert all(r["verdict"] == "unchanged" for layer, r in result["layers"].items() if layer != "db")
+
+
+small_sides = st.lists(
+    st.tuples(
+        st.dictionaries(
+            st.sampled_from(["edge", "app", "db", "external"]),
+            st.one_of(st.just(0.0), st.integers(0, 10**7).map(lambda ns: ns / 1e6)),
+        ),
+        st.sampled_from(["GET /a", "GET /b"]),
+        st.sampled_from([None, "db", "app"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@pytest.mark.slow
+@given(small_sides, small_sides, st.sampled_from([0.01, 0.05, 0.5]))
+def test_any_pair_of_sides_gives_finite_ordered_figures(
+    base: list[Any], cand: list[Any], alpha: float
+) -> None:
+    """Whatever the inputs (one request, all zeros, ties, layers on one side only): every figure is
+    finite, every interval holds its shift, every p-value is a probability."""
+    sides = []
+    for rows in (base, cand):
+        builder = SideBuilder("side")
+        for layers, route, failed in rows:
+            builder.add(
+                layers, route, failed, "error" if failed else None, f"{failed} broke" if failed else None
+            )
+        sides.append(builder.side(["x"]))
+    result = diff(sides[0], sides[1], DiffOptions(alpha=alpha, min_route_traces=2))
+    rows = list(result["layers"].values()) + [r for e in result["routes"] for r in e["layers"].values()]
+    for row in rows:
+        low, high = row["ci_ms"]
+        assert math.isfinite(low) and math.isfinite(high) and low <= row["shift_ms"] <= high
+        assert 0.0 <= row["p_raw"] <= 1.0 and 0.0 <= row["p_value"] <= 1.0
+    for entry in result["failures"].values():
+        assert 0.0 <= entry["p_value"] <= 1.0
+    assert isinstance(result["headline"], str) and result["headline"]

@@ -63,6 +63,8 @@ def test_a_shift_on_one_route_is_named_on_that_route(tmp_path: Path) -> None:
     assert layers <= {"db"}
     row = next(e for e in result["routes"] if e["route"] == "GET /api/cart")["layers"]["db"]
     assert row["ci_ms"][0] <= shift <= row["ci_ms"][1]
+    assert result["headline"].startswith("regressed: db on GET /api/cart +")
+    assert "also regressed" not in result["headline"]
 
 
 def test_an_improvement_is_an_improvement(tmp_path: Path) -> None:

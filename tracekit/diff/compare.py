@@ -286,10 +286,13 @@ def describe_row(route: str | None, layer: str, row: dict[str, Any], confidence:
     )
 
 
-def _layer_names(rows: list[tuple[str | None, str, dict[str, Any]]]) -> list[str]:
-    """The distinct layers of ``rows`` in path order, ``(on N routes)`` for those changed on routes only."""
-    overall = {layer for route, layer, _ in rows if route is None}
-    on_routes: Counter[str] = Counter(layer for route, layer, _ in rows if route is not None)
+def _layer_names(rows: list[tuple[str | None, str, dict[str, Any]]], leave_out: str) -> list[str]:
+    """The distinct layers of ``rows`` but ``leave_out``, in path order, ``(on N routes)`` for those
+    changed on routes only."""
+    overall = {layer for route, layer, _ in rows if route is None and layer != leave_out}
+    on_routes: Counter[str] = Counter(
+        layer for route, layer, _ in rows if route is not None and layer != leave_out
+    )
     names = [layer for layer in LAYERS if layer in overall or layer in on_routes]
     names += sorted((overall | set(on_routes)) - set(LAYERS))
     return [
@@ -319,7 +322,7 @@ def headline(result: dict[str, Any]) -> str:
                 text += ", on every route compared"
             elif on:
                 text += f", on {len(on)} of {len(result['routes'])} routes compared"
-        others = [lay for lay in _layer_names(regressed) if lay != layer]
+        others = _layer_names(regressed, leave_out=layer)
         if others:
             text += f"; also regressed: {', '.join(others)}"
         if failing:

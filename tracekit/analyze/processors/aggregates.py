@@ -6,7 +6,7 @@ the layer counts as an implied zero) and update a few counters; percentiles
 are computed once at the end. Routes and services get the same treatment, with the number of distinct
 routes capped (:data:`MAX_ROUTES`) so ids in URL paths cannot grow memory without bound.
 
-Parallel analysis (``tracekit/analyze/parallel.py``) folds each shard of the traces into its own
+The partitioned analysis (``tracekit/analyze/mapreduce.py``) folds each partition's traces into its own
 aggregator and :func:`merge_aggregators` adds them up: the percentiles are computed over the union of
 the values, so the summary is the one a single process computes. For that, groups and failure reasons
 remember where they were first seen (``Trace.order``), which is what their order in the summary

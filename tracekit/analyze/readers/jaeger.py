@@ -216,6 +216,8 @@ class JaegerConverter:
                 continue
             if not (looks_hex(raw_tid) and looks_hex(sp.spanID)):
                 self.asm.warn(tid, "ids that are not hex were replaced by stable hashed hex ids")
+                if not looks_hex(sp.spanID):
+                    self.asm.alias(tid, sid, repr(sp.spanID)[:60])  # messages name the input's id
             parent, ref_type, links = self._parent(sp, tid)
             proc = sp.process if sp.process is not None else processes.get(sp.processID or "")
             if proc is None and sp.processID:
