@@ -37,6 +37,8 @@ class FakeKubeApi:
         self.version = 100
         #: resource -> HTTP status to answer instead (e.g. {"httproutes": 404, "*": 403}).
         self.fail: dict[str, int] = {}
+        #: resource -> HTTP status to answer to watch requests only (lists still succeed).
+        self.fail_watches: dict[str, int] = {}
         #: (monotonic time, method, path, query) of every request received.
         self.requests: list[tuple[float, str, str, str]] = []
         self._expired: set[str] = set()
@@ -163,6 +165,9 @@ class FakeKubeApi:
                 else self._status(404, "NotFound")
             )
         if request.args.get("watch") in ("true", "1"):
+            code = self.fail_watches.get(resource)
+            if code:
+                return self._status(code, "InternalError")
             return self._watch(resource, request)
         with self._cond:
             items = list(self.objects.get(resource, {}).values())

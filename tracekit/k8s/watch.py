@@ -2,8 +2,15 @@
 
 One daemon thread per resource lists it, then watches from the list's ``resourceVersion``; a watch that
 ends is resumed from the last version seen, a ``410 Gone`` (expired version) triggers a fresh list, and
-any other failure (API down, 403) is retried with exponential backoff after one warning. HTTPRoutes are
-skipped quietly when the Gateway API CRDs are absent (404) and re-checked rarely.
+any other failure (API down, 403) is retried after one warning. HTTPRoutes are skipped quietly when the
+Gateway API CRDs are absent (404) and re-checked rarely.
+
+A struggling API server must not be hammered (a proxy or an overloaded server may end every watch at
+once with an empty 200, and re-opening it at once makes a tight loop). So, as client-go's reflector
+does, every *unproductive* cycle (an error, or a watch that ended without events before it was open
+``min_open`` seconds) doubles a jittered delay before the next request, and only a *productive* watch
+(events, or open long enough) resets it; a successful list does not. On top, a token bucket caps each
+resource's requests per second whatever happens (:class:`RateLimit`).
 
 After every change the threads compile a new :class:`~tracekit.k8s.routing.RoutingTable` (CPU only, under
 a lock that never covers I/O) and swap it into :attr:`RoutingWatch.table` with one reference assignment.
@@ -47,7 +54,10 @@ class RoutingWatch:
     :param pod_labels: this pod's labels (None if unknown) to answer "does the Service select me?".
     :param watch_timeout: server-side ``timeoutSeconds`` of each watch request; the watch is resumed
         after it, so shorter values only cost a request (tests use a few seconds).
-    :param backoff: (first, max) delay in seconds between retries after an error.
+    :param backoff: (first, max) delay in seconds after an unproductive cycle; doubles each time.
+    :param min_open: seconds a watch without events must stay open to count as productive (default:
+        5 s, or half of ``watch_timeout`` when that is shorter, so a server-side timeout always counts).
+    :param max_rate: / :param burst: the cap on requests per second per resource, and its burst.
     """
 
     def __init__(
@@ -58,6 +68,9 @@ class RoutingWatch:
         watch_timeout: int = 300,
         request_timeout: float = 5.0,
         backoff: tuple[float, float] = (0.5, 30.0),
+        min_open: float | None = None,
+        max_rate: float = 1.0,
+        burst: int = 5,
         resources: tuple[api_calls.ApiCall, ...] = WATCHED,
     ) -> None:
         self.connection = connection
@@ -66,13 +79,19 @@ class RoutingWatch:
         self.watch_timeout = watch_timeout
         self.request_timeout = request_timeout
         self.backoff = backoff
+        self.min_open = min(5.0, watch_timeout / 2) if min_open is None else min_open
+        self.max_rate = max_rate
+        self.burst = burst
         self.resources = resources
         #: The current snapshot; replaced (never mutated) on every change.
         self.table = RoutingTable(pod_labels=self.pod_labels)
         #: Incremented on every new table; tests and callers wait on it.
         self.generation = 0
-        #: Counters for tests and diagnostics: lists, watches, relists (410), errors.
-        self.stats = {"lists": 0, "watches": 0, "relists": 0, "errors": 0}
+        #: Counters for tests and diagnostics: lists, watches, relists (410), errors, unproductive
+        #: watches (ended without events, too soon), backoff resets (after a productive watch).
+        self.stats = {"lists": 0, "watches": 0, "relists": 0, "errors": 0, "unproductive": 0, "resets": 0}
+        #: The current backoff delay per resource (0: none), for tests and diagnostics.
+        self.delays: dict[str, float] = {c.resource: 0.0 for c in resources}
         self._stores: dict[str, dict[str, Mapping[str, Any]]] = {c.resource: {} for c in resources}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -147,17 +166,34 @@ class RoutingWatch:
     # --- the per-resource loop ----------------------------------------------------------------
 
     def _run(self, call: api_calls.ApiCall) -> None:
-        delay = self.backoff[0]
+        limit = RateLimit(self.max_rate, self.burst)
+        version: str | None = None
+        must_list = True
         while not self._stop.is_set():
+            delay = self.delays[call.resource]
+            if delay and self._stop.wait(delay * random.uniform(0.8, 1.2)):
+                return
             try:
-                version = self._list(call)
-                delay = self.backoff[0]
-                while not self._stop.is_set():
-                    version = self._watch(call, version)
+                if must_list:
+                    if not limit.take(self._stop):
+                        return
+                    version = self._list(call)
+                    must_list = False
+                if not limit.take(self._stop):
+                    return
+                opened = time.monotonic()
+                events, version = self._watch(call, version)
+                if events or time.monotonic() - opened >= self.min_open:
+                    if delay:
+                        self.stats["resets"] += 1
+                    self.delays[call.resource] = 0.0
+                else:
+                    self.stats["unproductive"] += 1
+                    self._back_off(call)
             except _Gone:
                 self.stats["relists"] += 1
                 log.debug("tracekit: %s watch expired (410 Gone); listing again", call.resource)
-                continue
+                must_list = True
             except Exception as exc:
                 self._settled[call.resource].set()
                 if self._stop.is_set():
@@ -165,17 +201,24 @@ class RoutingWatch:
                 status = getattr(exc, "status", None)
                 if status == 410:
                     self.stats["relists"] += 1
+                    must_list = True
                     continue
                 if status == 404 and call is api_calls.HTTPROUTES:
                     log.debug("tracekit: Gateway API (HTTPRoute) not installed; skipping it")
+                    must_list = True
                     self._stop.wait(CRD_RECHECK)
                     continue
                 with self._changed:
                     self.stats["errors"] += 1
                     self._changed.notify_all()  # lets wait_for() callers re-check on failures too
                 self._report(call, exc)
-                self._stop.wait(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self.backoff[1])
+                must_list = True  # the API was unreachable or refused: start over from a list
+                self._back_off(call)
+
+    def _back_off(self, call: api_calls.ApiCall) -> None:
+        """One more unproductive cycle: the next delay doubles (the first one is ``backoff[0]``)."""
+        delay = self.delays[call.resource]
+        self.delays[call.resource] = min(delay * 2, self.backoff[1]) if delay else self.backoff[0]
 
     def _report(self, call: api_calls.ApiCall, exc: BaseException) -> None:
         message = describe_api_error(exc, call)
@@ -206,7 +249,8 @@ class RoutingWatch:
         self._settled[call.resource].set()
         return (body.get("metadata") or {}).get("resourceVersion")
 
-    def _watch(self, call: api_calls.ApiCall, version: str | None) -> str | None:
+    def _watch(self, call: api_calls.ApiCall, version: str | None) -> tuple[int, str | None]:
+        """Watch from ``version`` until the stream ends; return (object events seen, last version)."""
         from kubernetes import watch
 
         w = watch.Watch()
@@ -221,6 +265,7 @@ class RoutingWatch:
         }
         if version:
             kwargs["resource_version"] = version
+        events = 0
         try:
             for event in w.stream(client.list_function(self.connection.api, call), **kwargs):
                 kind = event.get("type")
@@ -230,6 +275,7 @@ class RoutingWatch:
                 if kind == "BOOKMARK":
                     continue
                 name = str(meta.get("name"))
+                events += 1
                 with self._lock:
                     store = dict(self._stores[call.resource])
                     if kind == "DELETED":
@@ -244,9 +290,9 @@ class RoutingWatch:
             raise
         finally:
             self._watches.pop(call.resource, None)
-        if self._warned:
+        if self._warned and events:
             log.debug("tracekit: watch of %s is working", call.resource)
-        return version
+        return events, version
 
     def _rebuild(self) -> None:
         """Compile a new table from the stores (caller holds the lock; CPU only, no I/O)."""
@@ -259,3 +305,25 @@ class RoutingWatch:
         )
         self.generation += 1
         self._changed.notify_all()
+
+
+class RateLimit:
+    """A token bucket: ``rate`` requests per second on average, ``burst`` at once. One thread per bucket."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._tokens = float(self.burst)
+        self._last = time.monotonic()
+
+    def take(self, stop: threading.Event) -> bool:
+        """Wait for a token (False when ``stop`` is set meanwhile)."""
+        while True:
+            now = time.monotonic()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            if stop.wait((1.0 - self._tokens) / self.rate):
+                return False

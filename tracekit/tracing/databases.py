@@ -21,6 +21,7 @@ documented to do (``cursor()`` then the cursor's method), so both styles give th
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.instrumentation import dbapi
-from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
 from opentelemetry.instrumentation.sqlite3 import (
     _CONNECTION_ATTRIBUTES,
     _DATABASE_SYSTEM,
@@ -122,6 +123,19 @@ def _instrumentor(client: Client) -> Any:
     return getattr(importlib.import_module(module), cls)()
 
 
+def _conflict(client: Client) -> Any:
+    """The instrumentation's declared requirement the installed client misses, or None.
+
+    Read from the instrumentation's package metadata, as ``opentelemetry-instrument`` does, before
+    importing it: the import loads the client library (SQLAlchemy: seconds) only to find out it
+    cannot instrument it.
+    """
+    for entry in importlib.metadata.entry_points(group="opentelemetry_instrumentor", name=client.name):
+        if entry.dist is not None and entry.module.startswith("opentelemetry.instrumentation."):
+            return get_dist_dependency_conflicts(entry.dist)
+    return None
+
+
 def _stock_sqlite3_active() -> bool:
     return bool(SQLite3Instrumentor().is_instrumented_by_opentelemetry)
 
@@ -142,12 +156,12 @@ def instrument(
         if client.name == "sqlite3" and _stock_sqlite3_active():
             continue
         try:
-            instrumentor = _instrumentor(client)
-            if instrumentor.is_instrumented_by_opentelemetry:
-                continue
-            conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
+            conflict = _conflict(client)
             if conflict is not None:  # e.g. a client release newer than the instrumentation supports
                 log.info("tracekit: %s is not instrumented: %s", client.name, conflict)
+                continue
+            instrumentor = _instrumentor(client)
+            if instrumentor.is_instrumented_by_opentelemetry:
                 continue
             instrumentor.instrument(tracer_provider=tracer_provider, skip_dep_check=True, **client.options)
         except Exception as exc:  # ImportError without the db extra, a version conflict, a client bug
