@@ -444,9 +444,7 @@ def execute(request: Request, executor: Any, storage: str) -> Outcome:
     """
     from tracekit.analyze.mapreduce import ReduceTask, map_chunk, reduce_partition, stream_url
     from tracekit.analyze.plan import inspect_inputs, make_plan
-    from tracekit.analyze.processors.aggregates import merge_aggregators
-
-    from tracekit.analyze.processors.aggregates import exact_values
+    from tracekit.analyze.processors.aggregates import exact_values, merge_aggregators
 
     budget = exact_values()
     rules = None
