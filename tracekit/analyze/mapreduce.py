@@ -28,6 +28,7 @@ import io
 import os
 import resource
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -68,14 +69,35 @@ def join(base: str, *names: str) -> str:
     return "/".join([base.rstrip("/"), *names])
 
 
+class _Atomic(io.FileIO):
+    """A local file written under a temporary name and renamed into place when closed.
+
+    A cluster may run a task twice (a worker it thought lost was only slow): both copies then write
+    whole files of the same content, and a reader never sees two writers' bytes interleaved.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.final = path
+        super().__init__(f"{path}.{os.getpid()}-{threading.get_ident()}.tmp", "wb")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        os.replace(str(self.name), self.final)
+
+
 def open_write(url: str) -> IO[bytes]:
-    """A file of the partition storage (a local directory, or any fsspec URL) opened for writing."""
+    """A file of the partition storage (a local directory, or any fsspec URL) opened for writing.
+
+    Object stores make a file visible whole when it is closed; local files get the same by a rename.
+    """
     if is_url(url):
         import fsspec
 
         return fsspec.open(url, "wb", auto_mkdir=True).open()
     os.makedirs(os.path.dirname(url), exist_ok=True)
-    return open(url, "wb")
+    return io.BufferedWriter(_Atomic(url), 1 << 20)
 
 
 def read_bytes(url: str) -> bytes:
