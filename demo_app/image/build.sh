@@ -32,8 +32,15 @@ if [ -s "$CA" ]; then
   args+=(--secret "id=ca-bundle,src=$CA")
 fi
 echo "building $IMAGE with $ENGINE from $BASE" >&2
+previous=$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 if [ "$ENGINE" = docker ]; then
   DOCKER_BUILDKIT=1 docker build "${args[@]}" .
 else
   podman build "${args[@]}" .
+fi
+# The image this build replaced (untagged now) goes: its venv layer is the large part, and nothing
+# else uses it. The build cache (the dependency layer from uv.lock) stays for the next build.
+current=$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE")
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+  "$ENGINE" image rm "$previous" >/dev/null 2>&1 || true
 fi

@@ -317,6 +317,9 @@ class ReduceTask:
     #: ``(slowest, failed)``: keep only the candidates for the slowest and failed traces shown
     #: (text output, ``--slowest``) and write no trace JSON; ``None``: write every trace's JSON.
     keep: tuple[int, int] | None = None
+    #: Values held exactly for percentiles (``aggregates.exact_values``), the caller's: the
+    #: switch to sketches must not depend on a worker's environment.
+    exact_budget: int | None = None
 
 
 @dataclass
@@ -413,7 +416,7 @@ def reduce_partition(task: ReduceTask) -> ReduceResult:
     analysis = Analysis(
         options, trace_ids=task.trace_ids or None, slowest=slowest, failed=failed, on_warning=log
     )
-    analysis.aggregator = Aggregator(max_routes=PARTITION_MAX_ROUTES)
+    analysis.aggregator = Aggregator(max_routes=PARTITION_MAX_ROUTES, exact_budget=task.exact_budget)
     written = 0
     result_url = None if keep is not None else join(task.storage, f"result-{task.partition:05d}")
     out = open_write(result_url) if result_url is not None else None

@@ -101,15 +101,22 @@ class _Stream:
         entry = self.dicts.get(id(d))
         if entry is not None:
             return entry[0]
-        if len(self.dicts) >= MAX_TABLE:
-            self.flush()
-            self.dicts.clear()
-            self.reset = True
         n = len(self.dicts)
         self.dicts[id(d)] = (n, d)  # the dict is held, so its id stays its own
         self.new_dicts.append(d)
         self.size += 64 * len(d)
         return n
+
+    def make_room(self, refs: int) -> None:
+        """Start a new table (in a new frame) when ``refs`` more entries could overflow this one.
+
+        Called before a group's spans take their numbers, never in the middle: every number of a
+        group refers to the table of the frame the group is written in.
+        """
+        if self.dicts and len(self.dicts) + refs > MAX_TABLE:
+            self.flush()
+            self.dicts.clear()
+            self.reset = True
 
     def flush(self) -> None:
         if self.groups or self.new_dicts:
@@ -178,6 +185,7 @@ class PartitionWriter:
 
     def _group(self, trace_id: str, spans: list[Span], root: bool) -> None:
         stream = self.streams[partition_of(trace_id, self.count)]
+        stream.make_room(2 * len(spans))
         ref = stream.ref
         wire = [
             WireSpan(
