@@ -264,7 +264,7 @@ def map_chunk(task: MapTask) -> MapResult:
                 out = outputs[self.p] = open_write(stream_url(task.storage, task.chunk, self.p))
             out.write(data)
 
-    writer = PartitionWriter([_Lazy(p) for p in range(task.partitions)])  # type: ignore[misc]
+    writer = PartitionWriter([_Lazy(p) for p in range(task.partitions)])
     writer.file = task.file
     report = _ChunkReporter(task.name, writer)
     conv = converter_for(task.fmt, writer, report)

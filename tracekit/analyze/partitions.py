@@ -18,8 +18,8 @@ attached to the trace.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import msgspec
 
@@ -84,12 +84,18 @@ def partition_of(trace_id: str, count: int) -> int:
     return zlib.crc32(trace_id.encode("ascii", "surrogateescape")) % count
 
 
+class ByteSink(Protocol):
+    """Where a partition stream's frames go: a binary file, or anything else with ``write(bytes)``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 class _Stream:
     """One partition's buffered frame and dict table."""
 
     __slots__ = ("dicts", "groups", "new_dicts", "out", "reset", "size")
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: ByteSink) -> None:
         self.out = out
         self.dicts: dict[int, tuple[int, dict[str, Any]]] = {}
         self.new_dicts: list[dict[str, Any]] = []
@@ -136,7 +142,7 @@ class PartitionWriter:
     before feeding each line; every group of that line gets its place from them.
     """
 
-    def __init__(self, outputs: list[IO[bytes]]) -> None:
+    def __init__(self, outputs: Sequence[ByteSink]) -> None:
         self.streams = [_Stream(out) for out in outputs]
         self.count = len(outputs)
         self.file = 0
