@@ -23,6 +23,12 @@ from typing import Any
 
 #: The span name Caddy gives its request spans (placeholders are Caddy's).
 SPAN_NAME = "{http.request.method}"
+#: How an error (no upstream answered: 502, 504...) is answered: its status, as Caddy's default does.
+_ERROR_ANSWER: dict[str, Any] = {
+    "handler": "static_response",
+    "status_code": "{http.error.status_code}",
+    "body": "{http.error.status_code} {http.error.status_text}\n",
+}
 
 
 class TranslationError(ValueError):
@@ -114,7 +120,18 @@ def config(
                         "automatic_https": {"disable": True},
                         "routes": [
                             {"handle": [{"handler": "tracing", "span": SPAN_NAME}]},
-                            *routes(ingresses, services),
+                            # Caddy turns a handler's error (an upstream that refused: 502) into
+                            # the response after the tracing span has ended, so the span would say
+                            # 200; a subroute answers its own errors inside the span instead.
+                            {
+                                "handle": [
+                                    {
+                                        "handler": "subroute",
+                                        "routes": routes(ingresses, services),
+                                        "errors": {"routes": [{"handle": [_ERROR_ANSWER]}]},
+                                    }
+                                ]
+                            },
                         ],
                     }
                 }

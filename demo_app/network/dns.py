@@ -12,8 +12,8 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dnslib import QTYPE, RCODE, RR, A, DNSRecord  # type: ignore[import-untyped]
-from dnslib.server import BaseResolver, DNSLogger, DNSServer  # type: ignore[import-untyped]
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 #: Seconds a client may cache an answer; short, as for a load balancer's record.
 TTL = 30

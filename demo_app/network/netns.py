@@ -69,13 +69,12 @@ def existing() -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    """Is process ``pid`` running? (A zombie, killed but not yet reaped by its parent, is not.)"""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def kill_processes(name: str) -> None:

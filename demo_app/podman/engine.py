@@ -62,15 +62,20 @@ class Podman:
         }
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
-        proc = subprocess.run(
-            [self.binary, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                [self.binary, *args],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                env=self.env,
+                timeout=COMMAND_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise PodmanError(
+                f"podman {' '.join(args[:2])}: no answer in {COMMAND_TIMEOUT_S:.0f} s"
+            ) from None
         if check and proc.returncode != 0:
             # podman logs harmless errors (no systemd for health-check timers) before the real one.
             lines = [ln for ln in proc.stderr.splitlines() if "systemd" not in ln] or proc.stderr.splitlines()

@@ -140,6 +140,8 @@ class PodmanPods:
     # --- set-up -----------------------------------------------------------------------------------
     def setup(self) -> None:
         """Check the image, remove what killed runs left, create the pod network."""
+        if os.geteuid() != 0:
+            raise PodmanError("--runtime podman needs root (pods on a network with fixed addresses)")
         images = {c["image"] for c in self.kit.template["spec"]["containers"]}
         for image in sorted(images):
             if not self.podman.image_exists(image):
@@ -158,7 +160,7 @@ class PodmanPods:
         orphans = [
             str(p["Name"])
             for p in self.podman.json("pod", "ps", "--format", "json", "--filter", f"label={OWNER_LABEL}")
-            if not _pid_alive(int((p.get("Labels") or {}).get(OWNER_LABEL, "0") or 0))
+            if not _owner_alive((p.get("Labels") or {}).get(OWNER_LABEL))
         ]
         self.podman.remove_pods(orphans)
         for network in self.podman.networks():
@@ -318,6 +320,12 @@ class PodmanPods:
                 self.podman.remove_pods([str(p["Name"]) for p in self.podman.pods(self.network)])
             with contextlib.suppress(PodmanError, OSError):
                 self.podman.remove_network(self.network)
+
+
+def _owner_alive(label: object) -> bool:
+    """Is the demo named by an owner label still running? (A label that names no pid: treated as alive.)"""
+    text = str(label or "")
+    return not text.isdigit() or _pid_alive(int(text))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -440,3 +440,20 @@ def test_anomalous_input_jobs_2_is_byte_identical(tmp_path: Path, otlp_file: Pat
         assert one.exit_code == two.exit_code == 0, (one.stderr, two.stderr)
         assert one.stdout_bytes == two.stdout_bytes
         assert one.stderr == two.stderr
+
+
+@pytest.mark.parametrize("table", [3, 7, 64])
+def test_small_dict_tables_same_report(
+    tmp_path: Path, truth_traces: list, table: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream's dict table starts again when full (memory stays bounded); a group's spans always
+    refer to the table of the frame they are written in, whatever the table size."""
+    from tracekit.analyze import partitions
+
+    otlp = write_lines(tmp_path / "truth.jsonl", truth_traces, per_line=3)
+    jaeger = tmp_path / "jaeger.json"
+    jaeger.write_text(json.dumps(to_jaeger([b.spans for b in truth_traces])))
+    reference, _ = _partitioned([otlp, jaeger], tmp_path, partitions=2)
+    monkeypatch.setattr(partitions, "MAX_TABLE", table)
+    report, _ = _partitioned([otlp, jaeger], tmp_path, partitions=2)
+    assert report == reference

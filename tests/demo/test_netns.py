@@ -223,3 +223,12 @@ def test_caddy_as_the_ingress_controller_its_spans_are_classified_ingress() -> N
         app = next(s for s in trace["spans"] if s["service"] == "shop" and s["kind"] == "server")
         assert app["parent_id"] == caddy[0]["span_id"]  # W3C context went through Caddy
     assert set(outcome.verdict["requests_per_pod"]) == set(outcome.run.pods)
+
+
+@pytest.mark.parametrize(("name", "status"), [("selector-mismatch", 502), ("ingress-misconfig", 404)])
+def test_caddy_failures_are_blamed_right(name: str, status: int) -> None:
+    outcome = netns_run(name, requests=20, replicas=1, ingress="caddy")
+    assert_nothing_lost(outcome)
+    assert {r["status"] for r in outcome.run.results} == {status}
+    # Caddy's one span carries the status it answered (its errors are answered inside the span).
+    assert failed_blamed(outcome) == Counter({scenarios.get(name).expected_layer: 20})

@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -151,6 +153,13 @@ def test_no_route_out_and_nothing_left_behind() -> None:
 def test_a_killed_runs_namespaces_are_removed_and_live_ones_kept() -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits; not reaped until the end
+    zombie_ns = netns.ns_name("node", owner=zombie.pid)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    netns.run(["ip", "netns", "add", zombie_ns])
     stale = netns.ns_name("node", owner=dead.pid)
     live = netns.ns_name("node", owner=1)  # pid 1 is alive: another run's, not ours to touch
     for name in (stale, live):
@@ -160,8 +169,10 @@ def test_a_killed_runs_namespaces_are_removed_and_live_ones_kept() -> None:
         net.close()
         assert stale in net.leftovers and live not in net.leftovers
         assert stale not in netns.existing() and live in netns.existing()
+        assert zombie_ns in net.leftovers  # an owner that exited but is not reaped yet is gone too
     finally:
-        for name in (stale, live):
+        zombie.wait()
+        for name in (stale, live, zombie_ns):
             netns.delete(name)
 
 

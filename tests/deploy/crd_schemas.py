@@ -306,6 +306,27 @@ ENVOYPROXY = _resource(
     ),
 )
 
+# dask-kubernetes operator (kubernetes.dask.org/v1 daskclusters CRD): the pod specs and the Service spec
+# are Kubernetes' own types there (the CRD leaves them open); the tests validate them strictly as a Pod
+# and a Service (tests/deploy/test_dask_cluster.py).
+DASKCLUSTER = _resource(
+    "kubernetes.dask.org/v1",
+    "DaskCluster",
+    _obj(
+        {
+            "idleTimeout": {"type": "integer", "minimum": 0},
+            "worker": _obj(
+                {"replicas": {"type": "integer", "minimum": 0}, "spec": {"type": "object"}},
+                required=("spec",),
+            ),
+            "scheduler": _obj(
+                {"spec": {"type": "object"}, "service": {"type": "object"}}, required=("spec",)
+            ),
+        },
+        required=("worker", "scheduler"),
+    ),
+)
+
 #: (apiVersion, kind) -> JSON Schema, for every custom resource a deploy/ target may render.
 CRD_SCHEMAS: dict[tuple[str, str], Schema] = {
     ("gateway.networking.k8s.io/v1", "Gateway"): GATEWAY,
@@ -314,4 +335,5 @@ CRD_SCHEMAS: dict[tuple[str, str], Schema] = {
     ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"): REFERENCEGRANT,
     ("helm.cattle.io/v1", "HelmChartConfig"): HELMCHARTCONFIG,
     ("gateway.envoyproxy.io/v1alpha1", "EnvoyProxy"): ENVOYPROXY,
+    ("kubernetes.dask.org/v1", "DaskCluster"): DASKCLUSTER,
 }

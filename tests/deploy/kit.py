@@ -38,6 +38,10 @@ TARGETS: dict[str, Path] = {
     "gateway-api": DEPLOY / "overlays" / "gateway-api",
 }
 
+#: Targets that are not the shop stack (they hold neither the shop nor the observability stack):
+#: the Dask cluster for `tracekit analyze --scheduler`, which needs the dask-kubernetes operator.
+OTHER_TARGETS: dict[str, Path] = {"dask": DEPLOY / "dask"}
+
 #: Kubernetes versions to validate against: the kubectl/kustomize minor we render with (the oldest we
 #: claim) and the newest schema set kubernetes-validate bundles (what a fresh cluster runs).
 K8S_VERSIONS: tuple[str, ...] = ("1.32", latest_version())
@@ -62,11 +66,19 @@ def _render(target: str) -> tuple[Obj, ...]:
             "kubectl is not installed (needed for `kubectl kustomize`); set $KUBECTL or put it on PATH"
         )
     proc = subprocess.run(
-        [binary, "kustomize", str(TARGETS[target])], capture_output=True, text=True, timeout=120, check=False
+        [binary, "kustomize", str(directory(target))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if proc.returncode != 0:
-        pytest.fail(f"kubectl kustomize {TARGETS[target]} failed:\n{proc.stderr}")
+        pytest.fail(f"kubectl kustomize {directory(target)} failed:\n{proc.stderr}")
     return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+
+
+def directory(target: str) -> Path:
+    return TARGETS[target] if target in TARGETS else OTHER_TARGETS[target]
 
 
 def render(target: str) -> list[Obj]:
@@ -111,6 +123,9 @@ def pod_specs(objects: list[Obj]) -> Iterator[tuple[Obj, Obj]]:
             yield obj, obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         elif obj.get("kind") == "Pod":
             yield obj, obj["spec"]
+        elif obj.get("kind") == "DaskCluster":  # the operator makes pods of these two specs
+            yield obj, obj["spec"]["scheduler"]["spec"]
+            yield obj, obj["spec"]["worker"]["spec"]
 
 
 def containers(pod_spec: Obj) -> list[Obj]:

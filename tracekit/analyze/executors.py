@@ -114,7 +114,9 @@ class DaskExecutor:
                 "--scheduler needs Dask's distributed scheduler (pip install 'tracekit[dask]')"
             ) from None
         try:
-            self.client = Client(address, timeout=10, set_as_default=False)
+            # Results come back through the scheduler: a client outside the cluster (a port-forward)
+            # reaches the scheduler only. The results are small (aggregates and warnings).
+            self.client = Client(address, timeout=10, set_as_default=False, direct_to_workers=False)
         except (OSError, TimeoutError) as exc:
             raise TracekitError(f"--scheduler {address}: cannot connect: {exc}") from None
         self.address = address

@@ -28,6 +28,7 @@ import io
 import os
 import resource
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -68,14 +69,35 @@ def join(base: str, *names: str) -> str:
     return "/".join([base.rstrip("/"), *names])
 
 
+class _Atomic(io.FileIO):
+    """A local file written under a temporary name and renamed into place when closed.
+
+    A cluster may run a task twice (a worker it thought lost was only slow): both copies then write
+    whole files of the same content, and a reader never sees two writers' bytes interleaved.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.final = path
+        super().__init__(f"{path}.{os.getpid()}-{threading.get_ident()}.tmp", "wb")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        os.replace(str(self.name), self.final)
+
+
 def open_write(url: str) -> IO[bytes]:
-    """A file of the partition storage (a local directory, or any fsspec URL) opened for writing."""
+    """A file of the partition storage (a local directory, or any fsspec URL) opened for writing.
+
+    Object stores make a file visible whole when it is closed; local files get the same by a rename.
+    """
     if is_url(url):
         import fsspec
 
         return fsspec.open(url, "wb", auto_mkdir=True).open()
     os.makedirs(os.path.dirname(url), exist_ok=True)
-    return open(url, "wb")
+    return io.BufferedWriter(_Atomic(url), 1 << 20)
 
 
 def read_bytes(url: str) -> bytes:
@@ -242,7 +264,7 @@ def map_chunk(task: MapTask) -> MapResult:
                 out = outputs[self.p] = open_write(stream_url(task.storage, task.chunk, self.p))
             out.write(data)
 
-    writer = PartitionWriter([_Lazy(p) for p in range(task.partitions)])  # type: ignore[misc]
+    writer = PartitionWriter([_Lazy(p) for p in range(task.partitions)])
     writer.file = task.file
     report = _ChunkReporter(task.name, writer)
     conv = converter_for(task.fmt, writer, report)
@@ -317,6 +339,9 @@ class ReduceTask:
     #: ``(slowest, failed)``: keep only the candidates for the slowest and failed traces shown
     #: (text output, ``--slowest``) and write no trace JSON; ``None``: write every trace's JSON.
     keep: tuple[int, int] | None = None
+    #: Values held exactly for percentiles (``aggregates.exact_values``), the caller's: the
+    #: switch to sketches must not depend on a worker's environment.
+    exact_budget: int | None = None
 
 
 @dataclass
@@ -413,7 +438,7 @@ def reduce_partition(task: ReduceTask) -> ReduceResult:
     analysis = Analysis(
         options, trace_ids=task.trace_ids or None, slowest=slowest, failed=failed, on_warning=log
     )
-    analysis.aggregator = Aggregator(max_routes=PARTITION_MAX_ROUTES)
+    analysis.aggregator = Aggregator(max_routes=PARTITION_MAX_ROUTES, exact_budget=task.exact_budget)
     written = 0
     result_url = None if keep is not None else join(task.storage, f"result-{task.partition:05d}")
     out = open_write(result_url) if result_url is not None else None

@@ -18,8 +18,8 @@ attached to the trace.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import msgspec
 
@@ -84,12 +84,18 @@ def partition_of(trace_id: str, count: int) -> int:
     return zlib.crc32(trace_id.encode("ascii", "surrogateescape")) % count
 
 
+class ByteSink(Protocol):
+    """Where a partition stream's frames go: a binary file, or anything else with ``write(bytes)``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 class _Stream:
     """One partition's buffered frame and dict table."""
 
     __slots__ = ("dicts", "groups", "new_dicts", "out", "reset", "size")
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: ByteSink) -> None:
         self.out = out
         self.dicts: dict[int, tuple[int, dict[str, Any]]] = {}
         self.new_dicts: list[dict[str, Any]] = []
@@ -101,15 +107,22 @@ class _Stream:
         entry = self.dicts.get(id(d))
         if entry is not None:
             return entry[0]
-        if len(self.dicts) >= MAX_TABLE:
-            self.flush()
-            self.dicts.clear()
-            self.reset = True
         n = len(self.dicts)
         self.dicts[id(d)] = (n, d)  # the dict is held, so its id stays its own
         self.new_dicts.append(d)
         self.size += 64 * len(d)
         return n
+
+    def make_room(self, refs: int) -> None:
+        """Start a new table (in a new frame) when ``refs`` more entries could overflow this one.
+
+        Called before a group's spans take their numbers, never in the middle: every number of a
+        group refers to the table of the frame the group is written in.
+        """
+        if self.dicts and len(self.dicts) + refs > MAX_TABLE:
+            self.flush()
+            self.dicts.clear()
+            self.reset = True
 
     def flush(self) -> None:
         if self.groups or self.new_dicts:
@@ -129,7 +142,7 @@ class PartitionWriter:
     before feeding each line; every group of that line gets its place from them.
     """
 
-    def __init__(self, outputs: list[IO[bytes]]) -> None:
+    def __init__(self, outputs: Sequence[ByteSink]) -> None:
         self.streams = [_Stream(out) for out in outputs]
         self.count = len(outputs)
         self.file = 0
@@ -178,6 +191,7 @@ class PartitionWriter:
 
     def _group(self, trace_id: str, spans: list[Span], root: bool) -> None:
         stream = self.streams[partition_of(trace_id, self.count)]
+        stream.make_room(2 * len(spans))
         ref = stream.ref
         wire = [
             WireSpan(

@@ -444,8 +444,9 @@ def execute(request: Request, executor: Any, storage: str) -> Outcome:
     """
     from tracekit.analyze.mapreduce import ReduceTask, map_chunk, reduce_partition, stream_url
     from tracekit.analyze.plan import inspect_inputs, make_plan
-    from tracekit.analyze.processors.aggregates import merge_aggregators
+    from tracekit.analyze.processors.aggregates import exact_values, merge_aggregators
 
+    budget = exact_values()
     rules = None
     if request.rules_path is not None:
         from tracekit.analyze.rules import load_rules
@@ -473,6 +474,7 @@ def execute(request: Request, executor: Any, storage: str) -> Outcome:
             trace_ids=request.trace_ids,
             warning_limit=request.warning_limit,
             keep=request.keep,
+            exact_budget=budget,
         )
         for p in range(plan.partitions)
     ]

@@ -10,7 +10,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from tracekit.analyze.renderers.text import LAYER_STYLES
+from tracekit.analyze.renderers.text import LAYER_STYLES, clean
 from tracekit.diff.compare import changed_rows, fmt_ms
 
 #: Width of the text when it goes to a file or a pipe.
@@ -83,7 +83,7 @@ def route_table(result: dict[str, Any]) -> Table | None:
     for route, layer, row in rows:
         base, cand = row["baseline"], row["candidate"]
         table.add_row(
-            Text(str(route)),
+            Text(clean(route)),
             _layer(layer),
             f"{base['traces']:,} / {cand['traces']:,}",
             f"{_num(base['p50_ms'])} -> {_num(cand['p50_ms'])}",
@@ -109,7 +109,7 @@ def failure_table(result: dict[str, Any]) -> Table | None:
         layer = result["failures"][item["layer"]]
         table.add_row(
             _layer(item["layer"]),
-            Text(item["kind"]),
+            Text(clean(item["kind"])),
             f"{item['baseline']:,} ({item['baseline'] / base_n:.1%})",
             f"{item['candidate']:,} ({item['candidate'] / cand_n:.1%})",
             f"{layer['p_value']:.2g}",
@@ -122,7 +122,7 @@ def renderables(result: dict[str, Any]) -> list[RenderableType]:
     style = _VERDICT_STYLE[result["verdict"]].replace("dim", "bold")
     settings = result["settings"]
     parts: list[RenderableType] = [
-        Text(result["headline"], style=style),
+        Text(clean(result["headline"]), style=style),
         Text(
             f"baseline: {_sources(result['baseline'])}\ncandidate: {_sources(result['candidate'])}\n"
             f"shift: Hodges-Lehmann, {settings['confidence']:.0%} interval; p: Mann-Whitney U, "
@@ -137,7 +137,7 @@ def renderables(result: dict[str, Any]) -> list[RenderableType]:
         parts.append(table)
     skipped = result["routes_not_compared"]
     if skipped:
-        names = ", ".join(f"{r['route']} ({r['baseline']}/{r['candidate']})" for r in skipped[:5])
+        names = clean(", ".join(f"{r['route']} ({r['baseline']}/{r['candidate']})" for r in skipped[:5]))
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         parts.append(
             Text(
@@ -152,7 +152,7 @@ def renderables(result: dict[str, Any]) -> list[RenderableType]:
     if result["new_failure_reasons"]:
         lines = Text("Failure reasons new in the candidate:\n", style="bold")
         for item in result["new_failure_reason_counts"]:
-            lines.append(f"  {item['candidate']:>6,}  {item['reason']}\n")
+            lines.append(f"  {item['candidate']:>6,}  {clean(item['reason'])}\n")
         parts.append(lines)
     return parts
 

@@ -138,7 +138,8 @@ def test_the_ingress_reaches_pod_ips_on_the_demo_network(baseline: Outcome) -> N
 
 
 def test_pod_failure_stops_a_real_container_and_is_blamed_on_the_service() -> None:
-    outcome = podman_run("pod-failure", requests=80, replicas=2)
+    # As fast as the pods answer (8 at a time): requests are in flight to the victim when it dies.
+    outcome = podman_run("pod-failure", requests=80, replicas=2, rate=0.0)
     assert_nothing_lost(outcome)
     victim = outcome.verdict["killed_pods"]
     assert len(victim) == 1 and victim[0] in outcome.run.podman.pod_names()
@@ -216,7 +217,8 @@ def test_with_the_pod_network_podmans_pods_are_the_endpoints_behind_the_service_
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    outcome = podman_run("pod-failure", requests=80, replicas=2, network="netns")
+    # As fast as the pods answer (8 at a time): requests are in flight to the victim when it dies.
+    outcome = podman_run("pod-failure", requests=80, replicas=2, network="netns", rate=0.0)
     assert_nothing_lost(outcome)
     ips = outcome.run.podman.pod_ips
     assert set(ips) == set(outcome.run.pods)

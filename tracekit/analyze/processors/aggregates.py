@@ -6,7 +6,14 @@ the layer counts as an implied zero) and update a few counters; percentiles
 are computed once at the end. Routes and services get the same treatment, with the number of distinct
 routes capped (:data:`MAX_ROUTES`) so ids in URL paths cannot grow memory without bound.
 
-Parallel analysis (``tracekit/analyze/parallel.py``) folds each shard of the traces into its own
+**Exact while it fits, a sketch beyond.** The values are held exactly while the aggregator holds at
+most its budget of them (:data:`EXACT_VALUES`, 8 bytes each; ``TRACEKIT_EXACT_PERCENTILES`` changes
+it). Past it every value list becomes a DDSketch (:data:`RELATIVE_ACCURACY`: each percentile is
+within 1% of a value of the right rank), which is mergeable and bounded in memory whatever the number
+of traces; the summary says which (``summary.percentiles``). Sketch bins are integer counts, so a
+merged sketch is the same whatever the order of the merge; means come from exact integer sums.
+
+The partitioned analysis (``tracekit/analyze/mapreduce.py``) folds each partition's traces into its own
 aggregator and :func:`merge_aggregators` adds them up: the percentiles are computed over the union of
 the values, so the summary is the one a single process computes. For that, groups and failure reasons
 remember where they were first seen (``Trace.order``), which is what their order in the summary
@@ -16,10 +23,13 @@ depends on when counts tie.
 from __future__ import annotations
 
 import math
+import os
 from array import array
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
+
+from ddsketch import DDSketch
 
 from tracekit.analyze.model import LAYERS
 from tracekit.analyze.tree import SpanTree
@@ -27,6 +37,95 @@ from tracekit.analyze.tree import SpanTree
 #: Distinct routes tracked before the rest are counted under :data:`OTHER_ROUTE`.
 MAX_ROUTES = 1000
 OTHER_ROUTE = "(other routes)"
+
+
+#: Values held exactly (8 bytes each) before every value list becomes a sketch: 8M values (64 MB) is
+#: about 1.3 million traces with six layers each.
+EXACT_VALUES = 8_000_000
+#: Overrides :data:`EXACT_VALUES` (a number of values).
+EXACT_VALUES_ENV = "TRACEKIT_EXACT_PERCENTILES"
+#: DDSketch's relative accuracy: a sketched percentile is within this fraction of a value of its rank.
+RELATIVE_ACCURACY = 0.01
+
+
+def exact_values() -> int:
+    """The budget of exact values: :data:`EXACT_VALUES_ENV`, else :data:`EXACT_VALUES`."""
+    value = os.environ.get(EXACT_VALUES_ENV)
+    if not value:
+        return EXACT_VALUES
+    try:
+        return max(0, int(value))
+    except ValueError:
+        from tracekit.errors import TracekitError
+
+        raise TracekitError(f"{EXACT_VALUES_ENV}={value!r}: expected a number of values") from None
+
+
+class Sample:
+    """The values of one percentile series: an exact list, or (past the budget) a DDSketch.
+
+    ``total_ns`` is the exact sum of the values (each a whole number of nanoseconds), so means do
+    not depend on how the values were split and merged.
+    """
+
+    __slots__ = ("exact", "sketch", "total_ns")
+
+    def __init__(self) -> None:
+        self.exact: array[float] = array("d")
+        self.sketch: DDSketch | None = None
+        self.total_ns = 0
+
+    def add_ns(self, ns: int) -> None:
+        self.total_ns += ns
+        if self.sketch is None:
+            self.exact.append(ns / 1e6)
+        else:
+            self.sketch.add(ns / 1e6)
+
+    def __len__(self) -> int:
+        return len(self.exact) if self.sketch is None else int(self.sketch.count)
+
+    def to_sketch(self) -> DDSketch:
+        if self.sketch is None:
+            sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+            for value in self.exact:
+                sketch.add(value)
+            self.sketch, self.exact = sketch, array("d")
+        return self.sketch
+
+    def merge(self, other: Sample) -> None:
+        self.total_ns += other.total_ns
+        if self.sketch is None and other.sketch is None:
+            self.exact.extend(other.exact)
+            return
+        sketch = self.to_sketch()
+        if other.sketch is not None:
+            sketch.merge(other.sketch)
+        else:
+            for value in other.exact:
+                sketch.add(value)
+
+    def stats(self, zeros: int = 0) -> dict[str, float]:
+        """mean, p50, p95, p99 in ms (``zeros`` implied zero values added)."""
+        if self.sketch is None:
+            return stats(self.exact, zeros)
+        sketch = self.sketch
+        if zeros:
+            sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+            sketch.merge(self.sketch)
+            sketch.add(0.0, zeros)
+        n = int(sketch.count)
+
+        def q(x: float) -> float:
+            value = sketch.get_quantile_value(x)
+            return round(value, 6) if value is not None else 0.0
+
+        return {
+            "mean_ms": round(self.total_ns / 1e6 / n, 6) if n else 0.0,
+            "p50_ms": q(0.50),
+            "p95_ms": q(0.95),
+            "p99_ms": q(0.99),
+        }
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -64,22 +163,27 @@ class _Group:
         self.first = first
         self.count = 0
         self.errors = 0
-        self.values: array[float] = array("d")
+        self.values = Sample()
         self.layer_ns: dict[str, int] = {}
 
 
 class Aggregator:
     """Fold trace results into the summary (docs/design.md JSON contract, plus routes, services, failures)."""
 
-    def __init__(self, max_routes: int = MAX_ROUTES) -> None:
+    def __init__(self, max_routes: int = MAX_ROUTES, exact_budget: int | None = None) -> None:
         #: Distinct routes kept before the rest are counted under :data:`OTHER_ROUTE`.
         self.max_routes = max_routes
+        #: Values held exactly before they all become sketches (see the module docstring).
+        self.exact_budget = exact_values() if exact_budget is None else exact_budget
+        #: Values held so far, and whether they are sketches now.
+        self.held = 0
+        self.sketched = False
         self.traces = 0
         self.spans = 0
         self.error_traces = 0
         self.total_ns = 0
-        self.durations: array[float] = array("d")
-        self.layer_ms: dict[str, array[float]] = {layer: array("d") for layer in LAYERS}
+        self.durations = Sample()
+        self.layer_ms: dict[str, Sample] = {layer: Sample() for layer in LAYERS}
         self.layer_ns: dict[str, int] = dict.fromkeys(LAYERS, 0)
         self.layer_count: dict[str, int] = dict.fromkeys(LAYERS, 0)
         self.routes: dict[str, _Group] = {}
@@ -93,11 +197,11 @@ class Aggregator:
         root = tree.root
         assert root is not None
         duration = root.end - root.start
-        duration_ms = duration / 1e6
+        held = 2  # the duration, and the route's
         self.traces += 1
         self.spans += len(tree.trace.spans)
         self.total_ns += duration
-        self.durations.append(duration_ms)
+        self.durations.add_ns(duration)
         if failed:
             self.error_traces += 1
             diag = tree.diagnosis
@@ -111,7 +215,7 @@ class Aggregator:
             group = self._new_route(route, tree.trace.order)
         group.count += 1
         group.errors += failed
-        group.values.append(duration_ms)
+        group.values.add_ns(duration)
         group_ns = group.layer_ns
         layer_ns = self.layer_ns
         layer_ms = self.layer_ms
@@ -120,7 +224,8 @@ class Aggregator:
             group_ns[layer] = group_ns.get(layer, 0) + ns
             # Only layers with time are stored; the zeros of the others are implied (see summary()).
             if ns:
-                layer_ms[layer].append(ns / 1e6)
+                layer_ms[layer].add_ns(ns)
+                held += 1
                 layer_ns[layer] += ns
                 layer_count[layer] += 1
 
@@ -131,7 +236,23 @@ class Aggregator:
                 sgroup = services[svc] = _Group(tree.trace.order)
             sgroup.count += 1
             sgroup.errors += failed
-            sgroup.values.append(ns / 1e6)
+            sgroup.values.add_ns(ns)
+            held += 1
+        self.held += held
+        if self.held > self.exact_budget and not self.sketched:
+            self.to_sketches()
+
+    def samples(self) -> Iterable[Sample]:
+        yield self.durations
+        yield from self.layer_ms.values()
+        for group in (*self.routes.values(), *self.services.values()):
+            yield group.values
+
+    def to_sketches(self) -> None:
+        """Past the budget: every value list becomes a sketch (and stays one)."""
+        for sample in self.samples():
+            sample.to_sketch()
+        self.sketched = True
 
     def _new_route(self, route: str, first: Any = None) -> _Group:
         """The group of a route not seen yet; past :data:`MAX_ROUTES` routes, the shared other group."""
@@ -152,14 +273,14 @@ class Aggregator:
             if not self.layer_count[layer]:
                 continue
             values = self.layer_ms[layer]
-            entry = stats(values, zeros=self.traces - len(values))
+            entry = values.stats(zeros=self.traces - len(values))
             entry["share"] = round(self.layer_ns[layer] / total, 6)
             entry["count"] = self.layer_count[layer]
             entry["total_ms"] = self.layer_ns[layer] / 1e6
             layers[layer] = entry
         routes = {}
         for route, group in sorted(self.routes.items(), key=lambda kv: -kv[1].count):
-            entry = {"count": group.count, "errors": group.errors, **stats(group.values)}
+            entry = {"count": group.count, "errors": group.errors, **group.values.stats()}
             g_total = sum(group.layer_ns.values()) or 1
             entry["layers"] = {
                 layer: {
@@ -172,9 +293,12 @@ class Aggregator:
             routes[route] = entry
         services = {}
         for svc, group in sorted(self.services.items()):
-            entry = {"traces": group.count, "errors": group.errors, **stats(group.values)}
-            # fsum: exact, so the result does not depend on the order the values were added in
-            entry["share"] = round(math.fsum(group.values) * 1e6 / total, 6)
+            entry = {"traces": group.count, "errors": group.errors, **group.values.stats()}
+            # fsum (or the integer sum of a sketched list): exact, so the result does not depend on
+            # the order the values were added in
+            values = group.values
+            ms = math.fsum(values.exact) if values.sketch is None else values.total_ns / 1e6
+            entry["share"] = round(ms * 1e6 / total, 6)
             services[svc] = entry
         by_layer: Counter[str] = Counter()
         for (layer, _kind), n in self.failures.items():
@@ -191,10 +315,19 @@ class Aggregator:
             "spans": self.spans,
             "error_traces": self.error_traces,
             "layers": layers,
-            "duration": stats(self.durations),
+            "duration": self.durations.stats(),
             "routes": routes,
             "services": services,
             "failures": failures,
+            "percentiles": (
+                {
+                    "method": "ddsketch",
+                    "relative_accuracy": RELATIVE_ACCURACY,
+                    "exact_budget": self.exact_budget,
+                }
+                if self.sketched
+                else {"method": "exact", "exact_budget": self.exact_budget}
+            ),
         }
 
 
@@ -205,7 +338,7 @@ def _merge_group(into: _Group | None, part: _Group) -> _Group:
         into.first = part.first
     into.count += part.count
     into.errors += part.errors
-    into.values.extend(part.values)
+    into.values.merge(part.values)
     for layer, ns in part.layer_ns.items():
         into.layer_ns[layer] = into.layer_ns.get(layer, 0) + ns
     return into
@@ -224,8 +357,18 @@ def merge_aggregators(parts: list[Aggregator]) -> Aggregator:
     are re-inserted in the order they were first seen, so ties in the summary's sort by count come
     out the same. One difference remains: past :data:`MAX_ROUTES` distinct routes, each part chose
     its own first 1,000, so which routes are folded into :data:`OTHER_ROUTE` may differ.
+
+    Percentiles: exact when all the parts' values together fit the budget (the same test one
+    aggregator of every trace makes), else every part's values are sketched first and the sketches
+    merged (bin counts add up: the same sketch whatever the split).
     """
-    merged = Aggregator()
+    budget = parts[0].exact_budget if parts else exact_values()
+    merged = Aggregator(exact_budget=budget)
+    merged.held = sum(part.held for part in parts)
+    if merged.held > budget or any(part.sketched for part in parts):
+        for part in parts:
+            part.to_sketches()
+        merged.to_sketches()
     routes: dict[str, _Group] = {}
     services: dict[str, _Group] = {}
     failures_first: dict[tuple[str, str], Any] = {}
@@ -234,9 +377,9 @@ def merge_aggregators(parts: list[Aggregator]) -> Aggregator:
         merged.spans += part.spans
         merged.error_traces += part.error_traces
         merged.total_ns += part.total_ns
-        merged.durations.extend(part.durations)
+        merged.durations.merge(part.durations)
         for layer in LAYERS:
-            merged.layer_ms[layer].extend(part.layer_ms[layer])
+            merged.layer_ms[layer].merge(part.layer_ms[layer])
             merged.layer_ns[layer] += part.layer_ns[layer]
             merged.layer_count[layer] += part.layer_count[layer]
         for name, group in part.routes.items():

@@ -1,0 +1,274 @@
+"""The partitioned analysis side by side: one process, a local pool, a Dask cluster, a peer.
+
+Input: 1,000,000 spans (100,000 traces of 10) as Collector OTLP JSON lines with realistic resource
+attributes (``bench/tracegen.py`` ``rich_resources``: process, runtime, host, container, cloud and
+workload labels, about 1.1 KB of file per span; 64 spans per line). Printed, in one run:
+
+- a plain single-core orjson decode of every line (the floor any Python analyzer pays);
+- ``tracekit analyze --format json`` with ``--jobs 1`` (this process), ``--jobs 2`` (a local pool)
+  and ``--scheduler`` on a local Dask cluster (``dask scheduler`` + two single-threaded
+  ``dask worker`` processes on loopback, started before the timing): wall and CPU seconds, peak RSS
+  of the largest process (Dask workers: their ``VmHWM``), and whether the three reports are the same
+  bytes;
+- the ratios the goals are stated in: analyze (local pool, the default for this size) / decode
+  (goal <= 2.0), Dask / local pool (<= 1.3), speed-up from 1 to 2 workers (>= 1.7), peak RSS per
+  process for this ~1 GB input (< 1 GB), and the same for ~100 MB whole Jaeger and Zipkin
+  documents (read whole: their RSS per input byte is printed);
+- tracekit against CRISP (``../shared/peers/crisp``) on the same 19,000 Jaeger traces, two cores:
+  CRISP with ``--parallelism 2`` on one file per trace, tracekit's text report on one document
+  (goal: tracekit at least 6x faster).
+
+Wall figures move with whatever else the machine runs: the load average is printed before and after.
+``TRACEKIT_BENCH_TRACES`` shrinks the input; ``TRACEKIT_BENCH_NO_CRISP=1`` skips the peer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_analyze import digest, measure
+from bench.tracegen import cached_otlp_jsonl
+
+SPANS_PER_TRACE = 10
+CRISP_TRACES = 19_000
+CRISP_VENV = Path(tempfile.gettempdir()) / "crisp-venv"
+PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers"
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+def orjson_decode(path: Path) -> tuple[float, float]:
+    """A plain single-core decode of every line with orjson: (wall s, cpu s)."""
+    import orjson
+
+    loads = orjson.loads
+    wall, cpu = time.perf_counter(), time.process_time()
+    with open(path, "rb") as f:
+        for line in f:
+            loads(line)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tracekit", "analyze", *args]
+
+
+def _hwm_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class LocalDask:
+    """``dask scheduler`` and two ``dask worker`` processes on loopback (as docs/analyzer.md shows)."""
+
+    def __init__(self, tmp: Path) -> None:
+        dask = str(Path(sys.executable).with_name("dask"))
+        port = 18786
+        self.address = f"tcp://127.0.0.1:{port}"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.scheduler = subprocess.Popen(
+            [
+                dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ],
+            **quiet,  # type: ignore[arg-type]
+        )
+        self.workers = [
+            subprocess.Popen(
+                [
+                    dask,
+                    "worker",
+                    self.address,
+                    "--nthreads",
+                    "1",
+                    "--name",
+                    f"w{i}",
+                    "--local-directory",
+                    str(tmp / f"w{i}"),
+                    "--dashboard-address",
+                    "127.0.0.1:0",
+                    "--memory-limit",
+                    "0",
+                ],
+                **quiet,  # type: ignore[arg-type]
+            )
+            for i in range(2)
+        ]
+        from distributed import Client
+
+        with Client(self.address, timeout=120) as client:
+            client.wait_for_workers(2, timeout=300)
+            self.worker_pids = list(client.run(os.getpid).values())
+
+    def peak_rss_mb(self) -> float:
+        return max(_hwm_kb(pid) for pid in self.worker_pids) / 1024
+
+    def close(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            proc.terminate()
+        for proc in [*self.workers, self.scheduler]:
+            proc.wait(timeout=60)
+
+
+def whole_documents(tmp: Path, target_mb: int) -> dict[str, Path]:
+    """A Jaeger JSON and a Zipkin v2 document of about ``target_mb`` MB each (from tracekit's own
+    Jaeger export of generated traces, so both hold the same realistic spans)."""
+    n = max(1000, target_mb * 1_000_000 // 12_000)  # about 12 KB of Jaeger JSON per 10-span trace
+    src = cached_otlp_jsonl(n, SPANS_PER_TRACE, batch_spans=64, rich_resources=True)
+    jaeger = tmp / "doc.jaeger.json"
+    subprocess.run(cli(str(src), "--format", "jaeger", "-o", str(jaeger)), check=True)
+    doc = json.loads(jaeger.read_bytes())
+    spans = []
+    for trace in doc["data"]:
+        procs = trace["processes"]
+        for sp in trace["spans"]:
+            tags = {t["key"]: t["value"] for t in sp.get("tags", [])}
+            kind = str(tags.pop("span.kind", "")).upper() or None
+            parent = next((r["spanID"] for r in sp.get("references", []) if r["refType"] == "CHILD_OF"), None)
+            z = {
+                "traceId": sp["traceID"],
+                "id": sp["spanID"],
+                "name": sp["operationName"],
+                "timestamp": sp["startTime"],
+                "duration": sp["duration"],
+                "localEndpoint": {"serviceName": procs[sp["processID"]]["serviceName"]},
+                "tags": {k: str(v) for k, v in tags.items()},
+            }
+            if parent:
+                z["parentId"] = parent
+            if kind in ("CLIENT", "SERVER", "PRODUCER", "CONSUMER"):
+                z["kind"] = kind
+            spans.append(z)
+    zipkin = tmp / "doc.zipkin.json"
+    zipkin.write_text(json.dumps(spans))
+    return {"jaeger": jaeger, "zipkin": zipkin}
+
+
+def crisp_inputs(tmp: Path) -> tuple[Path, Path, int]:
+    """The same traces as one Jaeger document (tracekit) and one file per trace (CRISP), every root
+    renamed ``GET`` (CRISP analyses one root operation)."""
+    src = cached_otlp_jsonl(CRISP_TRACES, 6, rich_resources=True, batch_spans=64)
+    doc_path = tmp / "crisp-all.json"
+    subprocess.run(cli(str(src), "--format", "jaeger", "-o", str(doc_path)), check=True)
+    doc = json.loads(doc_path.read_bytes())
+    spans = 0
+    per_trace = tmp / "crisp-traces"
+    per_trace.mkdir()
+    for trace in doc["data"]:
+        for sp in trace["spans"]:
+            if not sp.get("references"):
+                sp["operationName"] = "GET"
+        spans += len(trace["spans"])
+        (per_trace / f"{trace['traceID']}.json").write_text(json.dumps({"data": [trace]}))
+    doc_path.write_text(json.dumps(doc))
+    return doc_path, per_trace, spans
+
+
+def main() -> None:
+    n_traces = int(os.environ.get("TRACEKIT_BENCH_TRACES", "100000"))
+    path = cached_otlp_jsonl(n_traces, SPANS_PER_TRACE, batch_spans=64, rich_resources=True)
+    spans = n_traces * SPANS_PER_TRACE
+    size = path.stat().st_size
+    print(f"input: {path} ({size / 1e6:,.0f} MB, {spans:,} spans, {size / spans:,.0f} bytes/span)")
+    print(f"before: {load()}, {os.cpu_count()} CPUs")
+    d1 = orjson_decode(path)
+    runs: dict[str, tuple[float, float, float, str]] = {}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        for label, extra in (("jobs 1", ["--jobs", "1"]), ("local pool, 2 workers", ["--jobs", "2"])):
+            out = tmp / "report.json"
+            wall, cpu, rss = measure(cli(str(path), "--format", "json", "-o", str(out), *extra))
+            runs[label] = (wall, cpu, rss, digest(out))
+        cluster = LocalDask(tmp)
+        try:
+            out = tmp / "report.json"
+            wall, cpu, rss = measure(
+                cli(str(path), "--format", "json", "-o", str(out), "--scheduler", cluster.address)
+            )
+            runs["Dask, 2 workers"] = (wall, cpu, max(rss, cluster.peak_rss_mb()), digest(out))
+        finally:
+            cluster.close()
+        d2 = orjson_decode(path)
+        decode_wall, decode_cpu = min(d1[0], d2[0]), min(d1[1], d2[1])
+        print(f"orjson decode, one core: {decode_wall:.2f} s wall, {decode_cpu:.2f} s cpu")
+        for label, (wall, cpu, rss, _) in runs.items():
+            print(
+                f"analyze --format json, {label}: {wall:.2f} s wall, {cpu:.2f} s cpu (all processes), "
+                f"peak RSS {rss:,.0f} MB, {spans / wall:,.0f} spans/s"
+            )
+        pool, one, dask = runs["local pool, 2 workers"], runs["jobs 1"], runs["Dask, 2 workers"]
+        print(f"analyze (local pool) / orjson decode: {pool[0] / decode_wall:.2f} wall   goal <= 2.0")
+        print(f"Dask two workers / local pool: {dask[0] / pool[0]:.2f} wall   goal <= 1.3")
+        print(f"speed-up 1 -> 2 workers: {one[0] / pool[0]:.2f}x wall   goal >= 1.7x")
+        print(
+            f"peak RSS per process, {size / 1e9:.2f} GB OTLP input: "
+            f"{max(r[2] for r in runs.values()):,.0f} MB   goal < 1,024 MB"
+        )
+        same = len({r[3] for r in runs.values()}) == 1
+        print(f"reports identical across executors: {'yes' if same else 'NO'}")
+        doc_mb = int(os.environ.get("TRACEKIT_BENCH_DOC_MB", "100"))
+        for fmt, doc in whole_documents(tmp, doc_mb).items():
+            out = tmp / "doc-report.json"
+            wall, _, rss = measure(cli(str(doc), "--format", "json", "-o", str(out), "--jobs", "1"))
+            doc_size = doc.stat().st_size
+            print(
+                f"whole {fmt} document, {doc_size / 1e6:,.0f} MB: peak RSS {rss:,.0f} MB "
+                f"({rss * 1e6 / doc_size:.1f} bytes per input byte; read whole, so a 1 GB document needs "
+                f"about {rss * 1e9 / doc_size / 1024:,.1f} GB), {wall:.2f} s"
+            )
+        if os.environ.get("TRACEKIT_BENCH_NO_CRISP"):
+            print(f"after: {load()}")
+            return
+        crisp = CRISP_VENV / "bin" / "crisp-trace"
+        if not crisp.exists():
+            print(
+                f"CRISP: not installed ({crisp}); see {PEERS / 'README.md'}: python3 -m venv {CRISP_VENV} "
+                f"&& {CRISP_VENV}/bin/pip install {PEERS / 'crisp'} psutil jinja2 matplotlib"
+            )
+            print(f"after: {load()}")
+            return
+        doc_path, per_trace, crisp_spans = crisp_inputs(tmp)
+        ours = []
+        theirs = []
+        for _ in range(2):
+            ours.append(measure(cli(str(doc_path), "-o", str(tmp / "crisp-report.txt")))[0])
+            run_dir = tmp / f"crisp-run-{len(theirs)}"
+            shutil.copytree(per_trace, run_dir)
+            started = time.perf_counter()
+            subprocess.run(
+                [str(crisp), "-a", "GET", "-s", "loadgen", "-i", str(run_dir), "--parallelism", "2"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=run_dir,
+            )
+            theirs.append(time.perf_counter() - started)
+        print(
+            f"CRISP vs tracekit, {CRISP_TRACES:,} Jaeger traces ({crisp_spans:,} spans), best of 2: "
+            f"CRISP --parallelism 2 {min(theirs):.2f} s, tracekit text report {min(ours):.2f} s: "
+            f"tracekit {min(theirs) / min(ours):.1f}x faster   goal >= 6x"
+        )
+    print(f"after: {load()}")
+
+
+if __name__ == "__main__":
+    main()
