@@ -134,10 +134,15 @@ def test_sigterm_right_after_requests_loses_no_span(tmp_path: Path, kind: str) -
     assert f"{N} exported, 0 dropped" in err
 
 
-def test_sigterm_under_gunicorn_loses_no_span(tmp_path: Path) -> None:
+@pytest.mark.parametrize("preload", [False, True])
+def test_sigterm_under_gunicorn_loses_no_span(tmp_path: Path, preload: bool) -> None:
+    """Workers chain gunicorn's graceful stop; with --preload (tracekit set up before the fork, the
+    workers' handlers replace ours) the exit flush in each worker does it."""
     port = _free_port()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     argv = [gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "30", "app:app"]
+    if preload:
+        argv.insert(1, "--preload")
     with OtlpReceiver() as receiver:
         proc = _serve(tmp_path, argv, _env(receiver.endpoint), port)
         _requests(port)
