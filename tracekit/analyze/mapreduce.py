@@ -247,7 +247,14 @@ def _open_range(url: str, start: int) -> IO[bytes]:
 
 def map_chunk(task: MapTask) -> MapResult:
     """Decode one chunk and write its spans to the partitions (see the module docstring)."""
-    from tracekit.analyze.readers import LABELS, converter_for, feed_document, feed_lines
+    from tracekit.analyze.readers import (
+        LABELS,
+        STREAMED,
+        converter_for,
+        feed_document,
+        feed_lines,
+        feed_stream,
+    )
     from tracekit.analyze.readers.detect import strip_bom
 
     outputs: dict[int, IO[bytes]] = {}
@@ -288,6 +295,10 @@ def map_chunk(task: MapTask) -> MapResult:
                 lines = _Lines(stream, task.name, start, task.end, task.max_line_bytes, writer)
                 for _ in feed_lines(lines, conv, report, task.max_line_bytes, label):
                     writer.end_line()
+            elif task.fmt in STREAMED:
+                for _ in feed_stream(stream, conv, label, task.name, False):
+                    pass
+                writer.end_line()
             else:
                 try:
                     data = stream.read()

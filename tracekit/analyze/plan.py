@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tracekit.analyze.mapreduce import MapTask, join, open_write
-from tracekit.analyze.readers import forced_format
+from tracekit.analyze.readers import STREAMED, forced_format
 from tracekit.analyze.readers.common import DEFAULT_MAX_LINE_BYTES, is_url, open_source
 from tracekit.analyze.readers.detect import detect_format, is_line_oriented
+from tracekit.analyze.readers.documents import reads_as_document
 from tracekit.errors import TraceFormatError, TracekitError
 
 #: Largest byte range one map task reads: the ranges of a big file go to several workers at once.
@@ -171,9 +172,10 @@ def inspect_inputs(paths: Sequence[str], storage: str, *, format: str | None = N
             url = spool_stdin(storage) if path == "-" else path
             with open_source(url, name=name) as src:
                 fmt = fmt_forced or detect_format(src.head, name)
-                inputs.append(
-                    Input(index, url, name, fmt, is_line_oriented(src.head), _size(url), src.compressed)
-                )
+                lines = is_line_oriented(src.head)
+                # a one-line Jaeger or Zipkin document is read element by element, not as a line
+                lines = lines and not reads_as_document(fmt in STREAMED, src.head, lines)
+                inputs.append(Input(index, url, name, fmt, lines, _size(url), src.compressed))
         except TraceFormatError as exc:
             errors.append((index, str(exc)))
     return Inputs(inputs, errors, names)

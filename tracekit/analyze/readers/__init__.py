@@ -38,6 +38,7 @@ from tracekit.analyze.readers.common import (
     split_error_path,
     split_frames,
 )
+from tracekit.analyze.readers.documents import Element, iter_values, reads_as_document
 from tracekit.analyze.readers.detect import (
     FORMAT_ALIASES,
     JAEGER,
@@ -144,7 +145,11 @@ def read_traces(
         )
         conv = converter_for(fmt, asm, report)
         label = LABELS[fmt]
-        if is_line_oriented(src.head):
+        line_oriented = is_line_oriented(src.head)
+        if reads_as_document(fmt in STREAMED, src.head, line_oriented):
+            for _ in feed_stream(src.stream, conv, label, src.name, line_oriented):
+                yield from asm.ready()
+        elif line_oriented:
             for _ in feed_lines(src.iter_lines(max_line_bytes), conv, report, max_line_bytes, label):
                 yield from asm.ready()
         else:
@@ -181,6 +186,51 @@ def unusable_error(
         more = f" (and {count - 1} more problem(s); nothing usable was read)" if count > 1 else ""
         return TraceFormatError(message + more, path=name, line=line)
     return TraceFormatError(f"{label}: no spans found", path=name)
+
+
+#: Formats whose documents are read element by element (``documents.py``).
+STREAMED = (JAEGER, ZIPKIN)
+
+
+def feed_stream(stream: IO[bytes], conv: Any, label: str, name: str, line_oriented: bool) -> Iterator[None]:
+    """Convert a Jaeger or Zipkin document element by element (``documents.py``); yields after each
+    element (the caller collects what is complete), so memory follows the traces, not the file.
+
+    :raises TraceFormatError: an element or the document cannot be decoded (the message names the
+        element's place, ``$.data[3]``, and the document when there are several).
+    """
+    for item in iter_values(stream, name, key=conv.STREAM_KEY):
+        line = item.line if line_oriented else None
+        where = f"document {item.document}: " if item.document > 1 else ""
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()  # as in feed_lines: the decoded containers hold no cycles
+        try:
+            if isinstance(item, Element):
+                conv.feed_element(item.data, item.index, item.path, line)
+            else:
+                if not item.streamed or item.data.lstrip()[:1] == b"{":
+                    conv.feed(item.data, line)
+                conv.end_document()
+        except DECODE_ERRORS as e:
+            at = item.path if isinstance(item, Element) else "$"
+            raise TraceFormatError(f"{label}: {where}{element_error(e, item.data, at)}", path=name) from None
+        finally:
+            if paused:
+                gc.enable()
+        yield
+    if conv.spans_ok == 0 and conv.deferred is not None:
+        at, e = conv.deferred
+        raise TraceFormatError(f"{label}: {element_error(e, b'', at)}", path=name)
+
+
+def element_error(e: BaseException, data: bytes, at: str) -> str:
+    """:func:`error_text` for an element decoded on its own: the field's path starts at its place."""
+    text, path = split_error_path(e)
+    if path is not None and not isinstance(e, RecursionError):
+        return f"field {at}{path}: {text}"
+    message = error_text(e, data)
+    return message if at == "$" else f"element {at}: {message}"
 
 
 def feed_document(data: bytes, conv: Any, label: str, name: str) -> None:

@@ -81,6 +81,7 @@ class _Envelope(msgspec.Struct, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(_Envelope | list[_Trace])
+_TRACE_DECODER = msgspec.json.Decoder(_Trace)
 
 _KINDS = {
     "server": SpanKind.SERVER,
@@ -117,11 +118,41 @@ def tags_dict(tags: list[_Tag] | None) -> dict[str, Any]:
 class JaegerConverter:
     """Turns decoded Jaeger documents into model spans (see the module docstring for the mapping)."""
 
+    #: The array of a top-level object read element by element (``documents.py``).
+    STREAM_KEY = b"data"
+
     def __init__(self, asm: SpanSink, report: WarningReporter) -> None:
         self.asm = asm
         self.report = report
         self.spans_ok = 0
         self._resources: dict[int, tuple[str, dict[str, Any]]] = {}
+        #: Read element by element, a trace none of whose spans validates is only an error when no
+        #: trace of the document validates (as when the document is decoded whole): kept until then.
+        self.deferred: tuple[str, msgspec.ValidationError] | None = None
+
+    def feed_element(self, data: bytes, index: int, path: str, line: int | None) -> int:
+        """One trace of the ``data`` array (or of a bare list), read on its own.
+
+        :raises msgspec.ValidationError: a fault outside the trace's spans (``path`` names it).
+        """
+        try:
+            tr = _TRACE_DECODER.decode(data)
+        except msgspec.ValidationError as exc:
+            raw = msgspec.json.decode(data)
+            found = self._lenient_trace(raw, index, exc, line)
+            if found is None:
+                raise
+            tr, good = found
+            if not good:
+                if self.deferred is None:
+                    self.deferred = (path, exc)
+                return 0
+        kept = self._trace(tr, line)
+        self.spans_ok += kept
+        return kept
+
+    def end_document(self) -> None:
+        """Nothing is held between traces."""
 
     def feed(self, data: bytes, line: int | None) -> int:
         try:
@@ -166,26 +197,36 @@ class JaegerConverter:
         traces: list[_Trace] = []
         good = 0
         for t_index, raw_trace in enumerate(raw_traces):
-            if not isinstance(raw_trace, dict) or not isinstance(raw_trace.get("spans", []), list):
+            found = self._lenient_trace(raw_trace, t_index, error, line)
+            if found is None:
                 raise error
-            spans: list[_Span] = []
-            for s_index, raw_span in enumerate(raw_trace.get("spans") or ()):
-                try:
-                    spans.append(msgspec.convert(raw_span, _Span))
-                except msgspec.ValidationError as exc:
-                    where = f"trace {t_index + 1}, span {s_index + 1}"
-                    self.report.warn(f"Jaeger JSON: {where} dropped: {_field_error(exc)}", line=line)
-            good += len(spans)
-            try:
-                trace = msgspec.convert({**raw_trace, "spans": []}, _Trace)
-            except msgspec.ValidationError:
-                raise error from None
-            trace.spans = spans
-            traces.append(trace)
+            traces.append(found[0])
+            good += found[1]
         if not good:
             raise error
         errors = holder.get("errors") if holder is not None else None
         return _Envelope(data=traces, errors=errors)
+
+    def _lenient_trace(
+        self, raw_trace: Any, t_index: int, error: msgspec.ValidationError, line: int | None
+    ) -> tuple[_Trace, int] | None:
+        """One trace's valid spans and how many there are (the others dropped with a warning);
+        None when the fault is outside the spans."""
+        if not isinstance(raw_trace, dict) or not isinstance(raw_trace.get("spans", []), list):
+            return None
+        spans: list[_Span] = []
+        for s_index, raw_span in enumerate(raw_trace.get("spans") or ()):
+            try:
+                spans.append(msgspec.convert(raw_span, _Span))
+            except msgspec.ValidationError as exc:
+                where = f"trace {t_index + 1}, span {s_index + 1}"
+                self.report.warn(f"Jaeger JSON: {where} dropped: {_field_error(exc)}", line=line)
+        try:
+            trace = msgspec.convert({**raw_trace, "spans": []}, _Trace)
+        except msgspec.ValidationError:
+            return None
+        trace.spans = spans
+        return trace, len(spans)
 
     def _process(self, proc: _Process | None) -> tuple[str, dict[str, Any]]:
         if proc is None:

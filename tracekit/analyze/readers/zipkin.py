@@ -63,6 +63,7 @@ class _ZSpan(msgspec.Struct, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(list[_ZSpan | list[_ZSpan]])
+_ELEMENT_DECODER = msgspec.json.Decoder(_ZSpan | list[_ZSpan])
 
 _KINDS = {
     "SERVER": SpanKind.SERVER,
@@ -94,21 +95,31 @@ def _service(z: _ZSpan) -> str:
 class ZipkinConverter:
     """Turns one decoded Zipkin document into model spans (see the module docstring)."""
 
+    #: A top-level array is read element by element (``documents.py``); objects have no key to stream.
+    STREAM_KEY = None
+
     def __init__(self, asm: SpanSink, report: WarningReporter) -> None:
         self.asm = asm
         self.report = report
         self.spans_ok = 0
+        self.deferred = None
+        #: The document's spans by trace, until the document ends: the halves of a shared span and
+        #: the parts without a timestamp may be anywhere in it.
+        self._by_trace: dict[str, list[_Half]] = {}
 
     def feed(self, data: bytes, line: int | None) -> int:
-        doc = _DECODER.decode(data)
-        flat: list[_ZSpan] = []
-        for item in doc:
-            if isinstance(item, list):
-                flat.extend(item)
-            else:
-                flat.append(item)
-        by_trace: dict[str, list[_Half]] = {}
-        for z in flat:
+        for item in _DECODER.decode(data):
+            self._collect(item, line)
+        return self.end_document()
+
+    def feed_element(self, data: bytes, index: int, path: str, line: int | None) -> int:
+        """One element of the document's array (a span, or a trace: an array of spans); its spans
+        are converted when the document ends (:meth:`end_document`)."""
+        self._collect(_ELEMENT_DECODER.decode(data), line)
+        return 0
+
+    def _collect(self, item: _ZSpan | list[_ZSpan], line: int | None) -> None:
+        for z in item if isinstance(item, list) else (item,):
             try:
                 tid = normalize_id(z.traceId, 16, base64_ok=False)
             except BadId as e:
@@ -127,7 +138,11 @@ class ZipkinConverter:
                     self.asm.warn(tid, f"span {sid}: field parentId ignored ({e}); span kept as a root")
                 if parent is not None and is_all_zero(parent):
                     parent = None
-            by_trace.setdefault(tid, []).append(_Half(z, tid, sid, parent))
+            self._by_trace.setdefault(tid, []).append(_Half(z, tid, sid, parent))
+
+    def end_document(self) -> int:
+        """Convert the document's spans, trace by trace; returns how many were kept."""
+        by_trace, self._by_trace = self._by_trace, {}
         kept = 0
         for tid, halves in by_trace.items():
             for span in self._normalise(tid, halves):
