@@ -315,3 +315,161 @@ def cached_otlp_jsonl(n_traces: int = 100_000, spans_per_trace: int = 10, **kw: 
         write_otlp_jsonl(tmp, n_traces, spans_per_trace, **kw)
         tmp.replace(path)
     return path
+
+
+_JAEGER_TYPES = {"stringValue": "string", "intValue": "int64", "boolValue": "bool", "doubleValue": "float64"}
+_KIND_NAMES = {1: "internal", 2: "server", 3: "client"}
+
+
+def _jaeger_tags(kvs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    tags = []
+    for kv in kvs:
+        ((vtype, value),) = kv["value"].items()
+        if vtype not in _JAEGER_TYPES:  # Jaeger tags are scalars: an array becomes its JSON text
+            vtype, value = "stringValue", msgspec.json.encode(value).decode()
+        tags.append(
+            {"key": kv["key"], "type": _JAEGER_TYPES[vtype], "value": int(value) if vtype == "intValue" else value}
+        )
+    return tags
+
+
+def _as_jaeger(spans: list[tuple[int, str, int, dict]], rich: bool) -> dict[str, Any]:
+    """One generated trace as the Jaeger query API writes it (``processes`` keyed p1, p2, ...)."""
+    processes: dict[tuple[str, int], str] = {}
+    out = []
+    for _, service, pod, d in spans:
+        pid = processes.setdefault((service, pod), f"p{len(processes) + 1}")
+        tags = _jaeger_tags(d.get("attributes", []))
+        tags.append({"key": "span.kind", "type": "string", "value": _KIND_NAMES[d["kind"]]})
+        if d.get("status", {}).get("code") == 2:
+            tags.append({"key": "error", "type": "bool", "value": True})
+            tags.append({"key": "otel.status_description", "type": "string", "value": d["status"]["message"]})
+        start = int(d["startTimeUnixNano"]) // 1000
+        span: dict[str, Any] = {
+            "traceID": d["traceId"],
+            "spanID": d["spanId"],
+            "operationName": d["name"],
+            "references": (
+                [{"refType": "CHILD_OF", "traceID": d["traceId"], "spanID": d["parentSpanId"]}]
+                if "parentSpanId" in d
+                else []
+            ),
+            "startTime": start,
+            "duration": int(d["endTimeUnixNano"]) // 1000 - start,
+            "tags": tags,
+            "logs": [],
+            "processID": pid,
+            "warnings": None,
+        }
+        out.append(span)
+    procs = {
+        pid: {"serviceName": service, "tags": _jaeger_tags(_resource(service, pod, rich)["attributes"])}
+        for (service, pod), pid in processes.items()
+    }
+    return {"traceID": out[0]["traceID"], "spans": out, "processes": procs, "warnings": None}
+
+
+def _zipkin_tag(kv: dict[str, Any]) -> str:
+    """Zipkin tags are strings (an array becomes its JSON text, booleans ``true``/``false``)."""
+    ((vtype, value),) = kv["value"].items()
+    if vtype in ("stringValue", "intValue"):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
+def _as_zipkin(spans: list[tuple[int, str, int, dict]], rich: bool) -> list[tuple[int, dict[str, Any]]]:
+    """One generated trace as Brave reports it with B3: (end, span) pairs; a SERVER span whose parent
+    is a CLIENT span reports under the client's id (``"shared": true``), as B3 propagation makes it."""
+    by_id = {d["spanId"]: d for _, _, _, d in spans}
+    shared = {
+        d["spanId"]: d["parentSpanId"]
+        for _, _, _, d in spans
+        if d["kind"] == 2 and by_id.get(d.get("parentSpanId", ""), {}).get("kind") == 3
+    }
+    out = []
+    for end, service, pod, d in spans:
+        tags = {kv["key"]: _zipkin_tag(kv) for kv in d.get("attributes", [])}
+        if rich:  # Zipkin has no resource: tracers copy process labels into tags
+            for kv in _resource(service, pod, rich)["attributes"]:
+                tags.setdefault(kv["key"], _zipkin_tag(kv))
+        if d.get("status", {}).get("code") == 2:
+            tags["error"] = d["status"]["message"]
+        sid = shared.get(d["spanId"], d["spanId"])
+        parent = d.get("parentSpanId")
+        if d["spanId"] in shared:
+            parent = by_id[shared[d["spanId"]]].get("parentSpanId")
+        elif parent in shared:
+            parent = shared[parent]
+        start = int(d["startTimeUnixNano"]) // 1000
+        z: dict[str, Any] = {
+            "traceId": d["traceId"],
+            "id": sid,
+            "name": d["name"],
+            "timestamp": start,
+            "duration": int(d["endTimeUnixNano"]) // 1000 - start,
+            "localEndpoint": {"serviceName": service},
+            "tags": tags,
+        }
+        if parent:
+            z["parentId"] = parent
+        if d["kind"] in (2, 3):
+            z["kind"] = "SERVER" if d["kind"] == 2 else "CLIENT"
+        if d["spanId"] in shared:
+            z["shared"] = True
+        out.append((end, z))
+    return out
+
+
+def write_documents(
+    directory: str | os.PathLike[str], n_traces: int, spans_per_trace: int = 10, *, rich_resources: bool = True
+) -> dict[str, Path]:
+    """The same generated traces as whole documents and as one trace per line, written as they are
+    generated (never held whole):
+
+    - ``jaeger``: the query API's ``{"data": [...]}`` on one line, as ``/api/traces`` answers;
+    - ``jaeger-lines``: ``{"data": [trace]}`` per line;
+    - ``zipkin``: one JSON array of spans in the order they ended, so a trace's spans (and the two
+      halves of each shared span) are spread over the document among other traces' spans;
+    - ``zipkin-lines``: one trace's spans per line.
+    """
+    d = Path(directory)
+    paths = {k: d / f"{k}.json" for k in ("jaeger", "jaeger-lines", "zipkin", "zipkin-lines")}
+    rng = random.Random(1)
+    gap = 1_000_000_000 // 2000
+    t0 = 1_767_225_600_000_000_000
+    enc = msgspec.json.encode
+    heap: list[tuple[int, int, dict[str, Any]]] = []
+    seq = 0
+    with (
+        open(paths["jaeger"], "wb") as jd,
+        open(paths["jaeger-lines"], "wb") as jl,
+        open(paths["zipkin"], "wb") as zd,
+        open(paths["zipkin-lines"], "wb") as zl,
+    ):
+        jd.write(b'{"data":[')
+        zd.write(b"[")
+        first_z = True
+
+        def put(z: dict[str, Any]) -> None:
+            nonlocal first_z
+            zd.write((b"" if first_z else b",\n") + enc(z))
+            first_z = False
+
+        for n in range(n_traces):
+            start = t0 + n * gap
+            while heap and heap[0][0] <= start:
+                put(heapq.heappop(heap)[2])
+            spans = _trace_spans(rng, n, start, spans_per_trace)
+            trace = enc(_as_jaeger(spans, rich_resources))
+            jd.write((b"," if n else b"") + trace)
+            jl.write(b'{"data":[' + trace + b"]}\n")
+            zspans = _as_zipkin(spans, rich_resources)
+            zl.write(enc([z for _, z in zspans]) + b"\n")
+            for end, z in zspans:
+                heapq.heappush(heap, (end, seq, z))
+                seq += 1
+        while heap:
+            put(heapq.heappop(heap)[2])
+        jd.write(b'],"total":0,"limit":0,"offset":0,"errors":null}')
+        zd.write(b"]\n")
+    return paths

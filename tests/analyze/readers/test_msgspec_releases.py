@@ -22,7 +22,16 @@ ROOT = Path(__file__).parents[3]
 UV = ROOT / ".tools" / "bin" / "uv"
 HERE = Path(__file__).parent
 #: What the readers' tests (and the Jaeger source) import besides tracekit's sources and msgspec.
-TEST_PACKAGES = ["pytest", "pytest-timeout", "pytest-httpserver", "hypothesis", "pyyaml", "requests"]
+TEST_PACKAGES = [
+    "pytest",
+    "pytest-timeout",
+    "pytest-httpserver",
+    "hypothesis",
+    "pyyaml",
+    "requests",
+    "click",
+    "numpy",
+]
 
 
 def msgspec_requirement() -> Requirement:

@@ -28,7 +28,7 @@ from tracekit.analyze.readers.detect import BOM
 from tracekit.errors import TraceFormatError
 
 #: Bytes read per step. Memory holds one chunk plus the element being completed.
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20
 
 _QUOTE, _BACKSLASH, _COMMA = 34, 92, 44
 _OPEN = (91, 123)  # [ {
@@ -68,9 +68,10 @@ class _Structure:
         self.escape_next = False
         self.depth = 0
 
-    def scan(self, chunk: bytes) -> tuple[np.ndarray, np.ndarray]:
-        """``(depth after each byte, byte is structural)`` for ``chunk``: structural bytes are the
-        brackets and commas outside strings."""
+    def scan(self, chunk: bytes) -> tuple[list[int], list[int]]:
+        """The structural bytes of ``chunk`` (brackets and commas outside strings): their positions
+        and the depth after each. Only those positions are counted, so memory stays a few bytes
+        per byte of the chunk."""
         a = np.frombuffer(chunk, np.uint8)
         quote = a == _QUOTE
         backslashes = np.flatnonzero(a == _BACKSLASH)
@@ -88,21 +89,21 @@ class _Structure:
                 else:
                     self.escape_next = True
             quote &= ~escaped
-        quotes = np.cumsum(quote, dtype=np.int64)
-        inside = (quotes & 1).astype(bool)
-        if self.in_string:
-            inside = ~inside
-        # a closing quote counts as outside, an opening one as inside: neither is structural
+        quotes = np.flatnonzero(quote)
+        del quote
         opens = (a == _OPEN[0]) | (a == _OPEN[1])
         closes = (a == _CLOSE[0]) | (a == _CLOSE[1])
-        outside = ~inside
-        delta = (opens & outside).astype(np.int64) - (closes & outside)
-        depth = self.depth + np.cumsum(delta)
-        structural = (opens | closes | (a == _COMMA)) & outside
-        if a.size:
-            self.in_string = bool(inside[-1])
+        candidates = np.flatnonzero(opens | closes | (a == _COMMA))
+        # a byte is inside a string when an odd number of quotes precede it (with the carry)
+        inside = (np.searchsorted(quotes, candidates) + int(self.in_string)) & 1
+        positions = candidates[inside == 0]
+        delta = opens[positions].astype(np.int32) - closes[positions]
+        depth = self.depth + np.cumsum(delta, dtype=np.int64)
+        if quotes.size & 1:
+            self.in_string = not self.in_string
+        if depth.size:
             self.depth = int(depth[-1])
-        return depth, structural
+        return positions.tolist(), depth.tolist()
 
 
 def reads_as_document(fmt_streams: bool, head: bytes, line_oriented: bool) -> bool:
@@ -155,11 +156,10 @@ def iter_values(
                 chunk += more
             if chunk.startswith(BOM):
                 chunk = chunk[len(BOM) :]
-        depth, structural = st.scan(chunk)
+        positions, depths = st.scan(chunk)
         pos = 0  # bytes of chunk before pos are handed on already
-        for p in np.flatnonzero(structural).tolist():
+        for p, d in zip(positions, depths, strict=True):
             c = chunk[p]
-            d = int(depth[p])
             if not started:
                 head = chunk[pos:p].lstrip(_WS)
                 # a scalar or garbage at the top level starts a value too: the decoder names it
