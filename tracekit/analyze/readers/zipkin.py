@@ -13,16 +13,30 @@ Two Zipkin habits need care before the spans fit the model:
   half) without ``timestamp``. Such a span is merged into the span with the same id from the same
   service (its tags and annotations are added); without such a partner there is no time to place
   it, and it is dropped with a warning.
+
+A document is read element by element (``documents.py``), so both merges need a trace's parts
+together although they may lie anywhere in the array: a trace's parts are held until no part of it
+came during the last ``window_spans`` spans read (the line inputs' completeness rule,
+``assemble.py``), or the document ends. Traces are converted in the order they began (as when the
+document is decoded whole, so the report is the same); more than ``max_open_spans`` held converts
+the oldest early. A part arriving after its trace was converted is converted on its own, with a
+warning on the trace. Memory follows the traces open in the window, not the document.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import msgspec
 
 from tracekit.analyze.model import Event, Span, SpanKind, StatusCode
-from tracekit.analyze.readers.assemble import SpanSink
+from tracekit.analyze.readers.assemble import (
+    DEFAULT_MAX_OPEN_SPANS,
+    DEFAULT_WINDOW_SPANS,
+    REMEMBER_FLUSHED,
+    SpanSink,
+)
 from tracekit.analyze.readers.common import (
     BadId,
     Micros,
@@ -98,14 +112,27 @@ class ZipkinConverter:
     #: A top-level array is read element by element (``documents.py``); objects have no key to stream.
     STREAM_KEY = None
 
-    def __init__(self, asm: SpanSink, report: WarningReporter) -> None:
+    def __init__(
+        self,
+        asm: SpanSink,
+        report: WarningReporter,
+        window_spans: int = DEFAULT_WINDOW_SPANS,
+        max_open_spans: int = DEFAULT_MAX_OPEN_SPANS,
+    ) -> None:
         self.asm = asm
         self.report = report
         self.spans_ok = 0
         self.deferred = None
-        #: The document's spans by trace, until the document ends: the halves of a shared span and
-        #: the parts without a timestamp may be anywhere in it.
+        #: The document's spans by trace, least recently touched first, until the trace is idle
+        #: (:meth:`feed_element`) or the document ends: the halves of a shared span and the parts
+        #: without a timestamp may be anywhere in it.
         self._by_trace: dict[str, list[_Half]] = {}
+        self._touched: dict[str, int] = {}
+        self._read = self._held = 0
+        self.window = window_spans
+        self.max_open = max_open_spans
+        #: Traces converted before their document ended (a part arriving later is not merged).
+        self._converted: OrderedDict[str, None] = OrderedDict()
 
     def feed(self, data: bytes, line: int | None) -> int:
         for item in _DECODER.decode(data):
@@ -116,7 +143,22 @@ class ZipkinConverter:
         """One element of the document's array (a span, or a trace: an array of spans); its spans
         are converted when the document ends (:meth:`end_document`)."""
         self._collect(_ELEMENT_DECODER.decode(data), line)
-        return 0
+        kept = 0
+        by_trace, touched, idle = self._by_trace, self._touched, self._read - self.window
+        # Oldest first, so traces reach the sink in the order they began, as when the document is
+        # decoded whole; a trace still open holds back the ones behind it, up to the cap.
+        while by_trace:
+            tid = next(iter(by_trace))
+            if touched[tid] > idle and self._held <= self.max_open:
+                break
+            halves = by_trace.pop(tid)
+            self._held -= len(halves)
+            kept += self._convert(tid, halves)
+            del touched[tid]
+            self._converted[tid] = None
+            if len(self._converted) > REMEMBER_FLUSHED:
+                self._converted.popitem(last=False)
+        return kept
 
     def _collect(self, item: _ZSpan | list[_ZSpan], line: int | None) -> None:
         for z in item if isinstance(item, list) else (item,):
@@ -138,16 +180,33 @@ class ZipkinConverter:
                     self.asm.warn(tid, f"span {sid}: field parentId ignored ({e}); span kept as a root")
                 if parent is not None and is_all_zero(parent):
                     parent = None
-            self._by_trace.setdefault(tid, []).append(_Half(z, tid, sid, parent))
+            self._read += 1
+            halves = self._by_trace.get(tid)
+            if halves is None:
+                halves = self._by_trace[tid] = []
+                if tid in self._converted:
+                    self.asm.warn(
+                        tid,
+                        f"spans arrived more than {self.window} spans after the rest of the trace; "
+                        "converted on their own (a shared span's halves among them are not merged)",
+                    )
+            self._touched[tid] = self._read
+            self._held += 1
+            halves.append(_Half(z, tid, sid, parent))
 
     def end_document(self) -> int:
         """Convert the document's spans, trace by trace; returns how many were kept."""
         by_trace, self._by_trace = self._by_trace, {}
+        self._touched.clear()
+        self._held = 0
+        self._converted.clear()
+        return sum(self._convert(tid, halves) for tid, halves in by_trace.items())
+
+    def _convert(self, tid: str, halves: list[_Half]) -> int:
         kept = 0
-        for tid, halves in by_trace.items():
-            for span in self._normalise(tid, halves):
-                self.asm.add(span)
-                kept += 1
+        for span in self._normalise(tid, halves):
+            self.asm.add(span)
+            kept += 1
         self.spans_ok += kept
         return kept
 
