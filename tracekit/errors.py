@@ -22,6 +22,8 @@ class TraceFormatError(TracekitError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.line = line
+        #: The message without its place (a reader that goes on shows it as a warning on the file).
+        self.detail = message
 
 
 class UnknownFormatError(TraceFormatError):

@@ -71,8 +71,15 @@ DECODE_ERRORS = (
 LABELS = {OTLP: "OTLP JSON", JAEGER: "Jaeger JSON", ZIPKIN: "Zipkin v2 JSON"}
 
 
-def converter_for(fmt: str, asm: SpanSink, report: WarningReporter) -> Any:
-    """The converter of format ``fmt``: ``feed(data, line)`` turns a document into spans in ``asm``."""
+def converter_for(
+    fmt: str,
+    asm: SpanSink,
+    report: WarningReporter,
+    window_spans: int = DEFAULT_WINDOW_SPANS,
+    max_open_spans: int = DEFAULT_MAX_OPEN_SPANS,
+) -> Any:
+    """The converter of format ``fmt``: ``feed(data, line)`` turns a document into spans in ``asm``
+    (the window knobs: how long a Zipkin document's trace parts are held, see ``zipkin.py``)."""
     if fmt == OTLP:
         from tracekit.analyze.readers.otlp import OtlpConverter
 
@@ -83,7 +90,7 @@ def converter_for(fmt: str, asm: SpanSink, report: WarningReporter) -> Any:
         return JaegerConverter(asm, report)
     from tracekit.analyze.readers.zipkin import ZipkinConverter
 
-    return ZipkinConverter(asm, report)
+    return ZipkinConverter(asm, report, window_spans, max_open_spans)
 
 
 def error_text(e: BaseException, data: bytes | None = None) -> str:
@@ -143,11 +150,11 @@ def read_traces(
         asm = TraceAssembler(
             src.name, window_spans=window_spans, max_open_spans=max_open_spans, on_empty=report.warn
         )
-        conv = converter_for(fmt, asm, report)
+        conv = converter_for(fmt, asm, report, window_spans, max_open_spans)
         label = LABELS[fmt]
         line_oriented = is_line_oriented(src.head)
         if reads_as_document(fmt in STREAMED, src.head, line_oriented):
-            for _ in feed_stream(src.stream, conv, label, src.name, line_oriented):
+            for _ in feed_stream(src.stream, conv, label, src.name, line_oriented, report):
                 yield from asm.ready()
         elif line_oriented:
             for _ in feed_lines(src.iter_lines(max_line_bytes), conv, report, max_line_bytes, label):
@@ -192,33 +199,50 @@ def unusable_error(
 STREAMED = (JAEGER, ZIPKIN)
 
 
-def feed_stream(stream: IO[bytes], conv: Any, label: str, name: str, line_oriented: bool) -> Iterator[None]:
+def feed_stream(
+    stream: IO[bytes], conv: Any, label: str, name: str, line_oriented: bool, report: WarningReporter
+) -> Iterator[None]:
     """Convert a Jaeger or Zipkin document element by element (``documents.py``); yields after each
     element (the caller collects what is complete), so memory follows the traces, not the file.
 
-    :raises TraceFormatError: an element or the document cannot be decoded (the message names the
-        element's place, ``$.data[3]``, and the document when there are several).
+    An element that cannot be decoded ends the reading: when spans were read before it, they are
+    kept and the problem is a warning naming the element (a cut-off download still shows what it
+    holds, as a bad line of a JSONL file does); otherwise it is the error.
+
+    :raises TraceFormatError: nothing usable before the element or document that cannot be decoded
+        (the message names the element's place, ``$.data[3]``, and the document when there are
+        several).
     """
-    for item in iter_values(stream, name, key=conv.STREAM_KEY):
-        line = item.line if line_oriented else None
-        where = f"document {item.document}: " if item.document > 1 else ""
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()  # as in feed_lines: the decoded containers hold no cycles
-        try:
-            if isinstance(item, Element):
-                conv.feed_element(item.data, item.index, item.path, line)
-            else:
-                if not item.streamed or item.data.lstrip()[:1] == b"{":
-                    conv.feed(item.data, line)
-                conv.end_document()
-        except DECODE_ERRORS as e:
-            at = item.path if isinstance(item, Element) else "$"
-            raise TraceFormatError(f"{label}: {where}{element_error(e, item.data, at)}", path=name) from None
-        finally:
+    try:
+        for item in iter_values(stream, name, key=conv.STREAM_KEY):
+            line = item.line if line_oriented else None
+            where = f"document {item.document}: " if item.document > 1 else ""
+            paused = gc.isenabled()
             if paused:
-                gc.enable()
+                gc.disable()  # as in feed_lines: the decoded containers hold no cycles
+            try:
+                if isinstance(item, Element):
+                    conv.feed_element(item.data, item.index, item.path, line)
+                else:
+                    if not item.streamed or item.data.lstrip()[:1] == b"{":
+                        conv.feed(item.data, line)
+                    conv.end_document()
+            except DECODE_ERRORS as e:
+                at = item.path if isinstance(item, Element) else "$"
+                raise TraceFormatError(
+                    f"{label}: {where}{element_error(e, item.data, at)}", path=name
+                ) from None
+            finally:
+                if paused:
+                    gc.enable()
+            yield
+    except TraceFormatError as exc:
+        conv.end_document()  # what was read before the problem
+        if conv.spans_ok == 0:
+            raise
+        report.warn(f"{exc.detail}; the rest of the document was not read")
         yield
+        return
     if conv.spans_ok == 0 and conv.deferred is not None:
         at, e = conv.deferred
         raise TraceFormatError(f"{label}: {element_error(e, b'', at)}", path=name)
