@@ -328,7 +328,11 @@ def _jaeger_tags(kvs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if vtype not in _JAEGER_TYPES:  # Jaeger tags are scalars: an array becomes its JSON text
             vtype, value = "stringValue", msgspec.json.encode(value).decode()
         tags.append(
-            {"key": kv["key"], "type": _JAEGER_TYPES[vtype], "value": int(value) if vtype == "intValue" else value}
+            {
+                "key": kv["key"],
+                "type": _JAEGER_TYPES[vtype],
+                "value": int(value) if vtype == "intValue" else value,
+            }
         )
     return tags
 
@@ -421,7 +425,11 @@ def _as_zipkin(spans: list[tuple[int, str, int, dict]], rich: bool) -> list[tupl
 
 
 def write_documents(
-    directory: str | os.PathLike[str], n_traces: int, spans_per_trace: int = 10, *, rich_resources: bool = True
+    directory: str | os.PathLike[str],
+    n_traces: int,
+    spans_per_trace: int = 10,
+    *,
+    rich_resources: bool = True,
 ) -> dict[str, Path]:
     """The same generated traces as whole documents and as one trace per line, written as they are
     generated (never held whole):

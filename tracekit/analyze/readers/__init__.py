@@ -38,7 +38,6 @@ from tracekit.analyze.readers.common import (
     split_error_path,
     split_frames,
 )
-from tracekit.analyze.readers.documents import Element, iter_values, reads_as_document
 from tracekit.analyze.readers.detect import (
     FORMAT_ALIASES,
     JAEGER,
@@ -48,6 +47,7 @@ from tracekit.analyze.readers.detect import (
     is_line_oriented,
     strip_bom,
 )
+from tracekit.analyze.readers.documents import Element, iter_values, reads_as_document
 from tracekit.errors import TraceFormatError, UnknownFormatError
 
 __all__ = ["FORMATS", "read_traces"]
@@ -244,8 +244,8 @@ def feed_stream(
         yield
         return
     if conv.spans_ok == 0 and conv.deferred is not None:
-        at, e = conv.deferred
-        raise TraceFormatError(f"{label}: {element_error(e, b'', at)}", path=name)
+        at, first = conv.deferred
+        raise TraceFormatError(f"{label}: {element_error(first, b'', at)}", path=name)
 
 
 def element_error(e: BaseException, data: bytes, at: str) -> str:
