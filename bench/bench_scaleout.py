@@ -166,7 +166,8 @@ def whole_documents(tmp: Path, target_mb: int) -> dict[str, Path]:
 def crisp_inputs(tmp: Path) -> tuple[Path, Path, int]:
     """The same traces as one Jaeger document (tracekit) and one file per trace (CRISP), every root
     renamed ``GET`` (CRISP analyses one root operation)."""
-    src = cached_otlp_jsonl(CRISP_TRACES, 6, rich_resources=True, batch_spans=64)
+    # Lean resources, as the demo writes them (the peer comparison is about the analysis, not decoding).
+    src = cached_otlp_jsonl(CRISP_TRACES, 6)
     doc_path = tmp / "crisp-all.json"
     subprocess.run(cli(str(src), "--format", "jaeger", "-o", str(doc_path)), check=True)
     doc = json.loads(doc_path.read_bytes())

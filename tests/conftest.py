@@ -14,6 +14,9 @@ import os
 
 from hypothesis import settings
 
+# Chromium fixtures for every HTML page test, defined once (see the module).
+pytest_plugins = ["tests.browser"]
+
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")

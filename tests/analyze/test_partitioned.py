@@ -457,3 +457,25 @@ def test_small_dict_tables_same_report(
     monkeypatch.setattr(partitions, "MAX_TABLE", table)
     report, _ = _partitioned([otlp, jaeger], tmp_path, partitions=2)
     assert report == reference
+
+
+def test_inputs_and_storage_as_fsspec_urls(tmp_path: Path, truth_traces: list) -> None:
+    """Inputs named by URL and partitions in an fsspec filesystem (the in-memory one here; s3:// and
+    gs:// go through the same calls) give the report of local paths, and the storage is removed."""
+    fsspec = pytest.importorskip("fsspec")
+    from tracekit.analyze.mapreduce import remove_storage
+
+    path = write_lines(tmp_path / "truth.jsonl", truth_traces, per_line=3)
+    reference, _ = _partitioned([path], tmp_path)
+    storage = "memory://tracekit-test/run"
+    request = Request([f"file://{path}"], chunk_bytes=900, partitions=3)
+    outcome = execute(request, InProcess(), storage)
+    out = io.BytesIO()
+    write_json(out, outcome)
+    # The same report; each trace's source names the input as given (the URL).
+    assert out.getvalue().count(f'"source":"file://{path}"'.encode()) == len(truth_traces)
+    assert out.getvalue().replace(b'"source":"file://', b'"source":"') == reference
+    memory = fsspec.filesystem("memory")
+    assert memory.ls("/tracekit-test/run")  # streams and results went there
+    remove_storage(storage)
+    assert not memory.exists("/tracekit-test/run")

@@ -98,6 +98,7 @@ class SpanTree:
         "error_spans",
         "hops",
         "inconsistent_pods",
+        "ingress_servers",
         "nodes",
         "order",
         "outside",
@@ -151,6 +152,8 @@ class SpanTree:
         self.overflows: list[SpanNode] = []
         #: Did layer classification already warn about a pod identity the addresses contradict?
         self.inconsistent_pods = False
+        #: The ingress SERVER spans (layer classification), for the diagnosis.
+        self.ingress_servers: list[SpanNode] = []
         #: Work under the root outside its window (timeline processor): (spans, ns outside).
         self.outside: tuple[int, int] = (0, 0)
         #: ns from the earliest start to the latest end of the root and everything under it.

@@ -209,14 +209,12 @@ def diagnose(tree: SpanTree, options: Options) -> SpanTree:
             origin, why = _chain(root, f"HTTP {status}", _rejection)
         else:
             # The root did not fail itself; an ingress may still have answered 404/503 on its own.
-            # Scanning the node list (cheap) and checking the few ingress spans for ancestry costs
-            # less than walking the tree for every trace.
+            # Checking the few ingress SERVER spans (and their ancestry) costs less than walking
+            # the tree for every trace.
             found: SpanNode | None = None
-            for node in tree.nodes:
+            for node in tree.ingress_servers:  # noted by layer classification
                 if (
-                    node.layer == "ingress"
-                    and node.span.kind == _SERVER
-                    and ingress_without_upstream(node)
+                    ingress_without_upstream(node)
                     and (found is None or (node.depth, node.end) > (found.depth, found.end))
                     and _under(node, root)
                 ):

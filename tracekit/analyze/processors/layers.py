@@ -23,7 +23,7 @@ Two results per span (see :class:`~tracekit.analyze.tree.SpanNode`):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tracekit.analyze.model import SpanKind
 from tracekit.analyze.processors.placement import (
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 _SERVER = SpanKind.SERVER
 _CLIENT = SpanKind.CLIENT
 _PRODUCER = SpanKind.PRODUCER
-_CALLS = (SpanKind.CLIENT, SpanKind.PRODUCER)
+_CALLS = frozenset((SpanKind.CLIENT, SpanKind.PRODUCER))
+_UNSET: Any = object()
 
 
 def _fallback(node: SpanNode) -> str:
@@ -71,8 +72,10 @@ def sidecar_server(tree: SpanTree, node: SpanNode) -> bool:
     assert parent is not None
     client = parent.span
     server = node.span
-    if any(pod_identity(client)) and any(pod_identity(server)):
-        if not same_pod_identity(client, server):
+    client_pod = pod_identity(client)
+    server_pod = pod_identity(server)
+    if any(client_pod) and any(server_pod):
+        if not same_pod_identity(client_pod, server_pod):
             return False
         wire = wire_same_pod(client, server)
         if wire:
@@ -89,7 +92,7 @@ def sidecar_server(tree: SpanTree, node: SpanNode) -> bool:
         return False
     # One side without a pod identity: the wire decides, as long as the other side is in a pod (a
     # loopback call between processes that are not in Kubernetes at all is a call on one machine).
-    return (any(pod_identity(client)) or any(pod_identity(server))) and bool(wire_same_pod(client, server))
+    return (any(client_pod) or any(server_pod)) and bool(wire_same_pod(client, server))
 
 
 def wraps_calls(node: SpanNode) -> bool:
@@ -117,23 +120,33 @@ def _request_hosts(clients: list[SpanNode]) -> set[str | None] | None:
     return hosts
 
 
-def hop_layer(node: SpanNode, request_hosts: set[str | None] | None = None) -> str:
-    """The hop a CLIENT or PRODUCER span crosses (see the module docstring)."""
+def hop_layer(node: SpanNode, clients: list[SpanNode], cache: list[Any]) -> str:
+    """The hop a CLIENT or PRODUCER span crosses (see the module docstring).
+
+    ``clients`` are the trace's calls; ``cache`` holds the hosts the client's request went to once a
+    client call without an answer needed them (most traces never do).
+    """
     own = node.layer
     if own == "db":
         return "db"
+    if own == "ingress":
+        return "service"
     server = remote_server(node)
     if server is None and node.children and wraps_calls(node):
         return own
     if own == "client":
-        # A DNS lookup (dns.question.name) is the first step of the way in, whichever server answers.
-        if server is not None or request_hosts is None or "dns.question.name" in node.span.attributes:
+        if server is not None:
             return "edge"
-        if peer_host(node.span.attributes) in request_hosts:
+        attrs = node.span.attributes
+        # A DNS lookup (dns.question.name) is the first step of the way in, whichever server answers.
+        if "dns.question.name" in attrs:
+            return "edge"
+        if cache[0] is _UNSET:
+            cache[0] = _request_hosts(clients)
+        request_hosts = cache[0]
+        if request_hosts is None or peer_host(attrs) in request_hosts:
             return "edge"
         return "external"  # the client's other calls: to backends no traced server answered for
-    elif own == "ingress":
-        return "service"
     if server is not None:
         if server.layer == "sidecar":
             return "sidecar"
@@ -157,6 +170,7 @@ def classify_layers(tree: SpanTree, options: Options) -> SpanTree:
     calls = _CALLS
     clients: list[SpanNode] = []
     add_client = clients.append
+    ingress_servers = tree.ingress_servers
     for node in tree.order:  # parents before children: the fallback may copy the parent's layer
         span = node.span
         kind = span.kind
@@ -173,12 +187,14 @@ def classify_layers(tree: SpanTree, options: Options) -> SpanTree:
             elif layer is None:
                 layer = _fallback(node)
         node.layer = layer
+        if layer == "ingress" and kind == server:
+            ingress_servers.append(node)  # the diagnosis looks at these for answers without upstream
         if kind in calls:
             add_client(node)
         else:
             node.hop_layer = layer
     # Hop layers look at the server child's layer, so they come once every layer is known.
-    request_hosts = _request_hosts(clients)
+    cache: list[Any] = [_UNSET]
     for node in clients:
-        node.hop_layer = hop_layer(node, request_hosts)
+        node.hop_layer = hop_layer(node, clients, cache)
     return tree

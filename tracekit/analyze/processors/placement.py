@@ -92,13 +92,12 @@ def pod_identity(span: Span) -> PodIdentity:
     return _resource_facts(span.resource)[0]
 
 
-def same_pod_identity(x: Span, y: Span) -> bool:
-    """Do the two spans' pod identities say one pod? (What a collector associated; not proof.)
-
-    Every part both carry must agree, so one colliding value (a copied uid) cannot merge two pods.
-    """
-    ux, nx, sx, ix = pod_identity(x)
-    uy, ny, sy, iy = pod_identity(y)
+def same_pod_identity(x: PodIdentity, y: PodIdentity) -> bool:
+    """Do two spans' pod identities (:func:`pod_identity`) say one pod? (What a collector associated;
+    not proof.) Every part both carry must agree, so one colliding value (a copied uid) cannot merge
+    two pods."""
+    ux, nx, sx, ix = x
+    uy, ny, sy, iy = y
     if ux and uy and ux != uy:
         return False
     if nx and ny and (nx != ny or sx != sy):

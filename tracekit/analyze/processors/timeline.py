@@ -122,7 +122,6 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
     statuses = STATUS_NAMES
     context_keys = K8S_CONTEXT_KEYS
     t1 = root.end
-    outside: list[tuple[int, int]] = []
     for node in tree.waterfall(root):
         span = node.span
         attrs = span.attributes
@@ -137,8 +136,6 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
                 k8s = k8s_context(span)
                 k8s_cache[id(res)] = (res, k8s)
         start = node.start
-        if start < t0 or node.end > t1:
-            outside.append((start, node.end))
         append(
             Hop(
                 node.hop_layer,
@@ -160,8 +157,12 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
         )
     tree.hops = hops
     tree.work = t1 - t0
-    if outside:
-        _count_outside(tree, outside, t0, t1)
+    # A span under the root reaches outside its window only if some span on the way down sticks out
+    # of its parent, and the tree noted every such span while linking: most traces skip this walk.
+    if tree.overflows:
+        outside = [(n.start, n.end) for n in tree.waterfall(root) if n.start < t0 or n.end > t1]
+        if outside:
+            _count_outside(tree, outside, t0, t1)
     return tree
 
 
