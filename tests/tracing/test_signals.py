@@ -7,6 +7,7 @@ without tracekit: the default action kills with the signal (-15), a chained hand
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,7 +16,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -68,6 +71,28 @@ APP = textwrap.dedent("""
 """)
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    """A failed test must not leave its server (and the server's workers) running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _popen(argv: list[str], **kw: Any) -> subprocess.Popen:
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)  # fmt: skip
+    _STARTED.append(proc)
+    return proc
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,9 +127,7 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30.0) ->
 
 def _serve(tmp_path: Path, argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
     (tmp_path / "app.py").write_text(APP)
-    proc = subprocess.Popen(
-        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = _popen(argv, cwd=tmp_path, env=env)
     _wait_listening(port, proc)
     return proc
 
@@ -166,8 +189,7 @@ def test_plain_script_sigint_and_sigterm(tmp_path: Path) -> None:
 
 def _script(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
     (tmp_path / "app.py").write_text(APP)
-    proc = subprocess.Popen([sys.executable, "app.py", "script", "0"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = _popen([sys.executable, "app.py", "script", "0"], cwd=tmp_path, env=env)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.communicate()
     return proc
 
