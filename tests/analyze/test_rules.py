@@ -11,10 +11,11 @@ from tests.analyze.cli_run import one_line_error, run
 from tests.analyze.conftest import run_checked
 from tracekit.analyze.model import Span, SpanKind, Trace
 from tracekit.analyze.processors import Options
-from tracekit.analyze.rules import load_rules
+from tracekit.analyze.rules import CACHE_SIZE, load_rules
 from tracekit.errors import RulesError
 
 RULES = load_rules()
+SERVER_SPAN = Span("0" * 31 + "1", "1" * 16, None, "op", SpanKind.SERVER, 0, 10, "svc", attributes={})
 K8S = {"k8s.pod.name": "p-1", "k8s.pod.uid": "u-1", "k8s.namespace.name": "ns", "k8s.node.name": "n1"}
 
 
@@ -110,6 +111,29 @@ def test_cached_answers_follow_the_dicts_not_their_recycled_ids() -> None:
         s = msgspec.structs.replace(s, resource=resource)
         assert table.classify(s) == layer, i
         del s
+
+
+def test_resources_with_unhashable_values_never_share_answers_through_recycled_ids(tmp_path: Path) -> None:
+    """A resource whose rule-key value is a list has no content key. Its answers must not be found
+    again by the address of a freed dict that a new, different resource now occupies: the caches
+    are cleared at their size bounds at different moments, so dicts are freed and their addresses
+    reused while older entries remain."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - {layer: ingress, attributes: {role: proxy}}\n"
+        "  - {layer: external, attributes: {tags: never}}\n"
+    )
+    table = load_rules(path)
+    plain = {"service.name": "svc", "k8s.pod.name": "p", "role": "web"}
+    shapes = [("proxy", "ingress"), ("web", "app")]
+    for i in range(3 * CACHE_SIZE):
+        role, layer = shapes[(i // 7) % 2]
+        listed = {"service.name": "svc", "k8s.pod.name": "p", "role": role, "tags": ["a"]}
+        for resource, expected in ((listed, layer), (dict(plain), "app")):
+            s = msgspec.structs.replace(SERVER_SPAN, resource=resource)
+            assert table.classify(s) == expected, i
+        del s, listed, resource
 
 
 def test_no_rule_falls_back_by_parent_kind_and_k8s() -> None:

@@ -93,11 +93,12 @@ def test_requests_per_resource_are_capped_whatever_the_backoff(tmp_path: Path) -
         finally:
             watch.stop()
         times = _times(api, "ingresses")
-    # The k-th request cannot come before the bucket refilled (k + 1 - burst) tokens.
+    # The k-th request cannot come before the bucket refilled (k + 1 - burst) tokens (less 50 ms: the
+    # server stamps arrival, after a network hop whose time varies).
     early = [
         (k, round(t - times[0], 3))
         for k, t in enumerate(times)
-        if t - times[0] < (k + 1 - burst) / rate - 0.01
+        if t - times[0] < (k + 1 - burst) / rate - 0.05
     ]
     assert not early, early
 

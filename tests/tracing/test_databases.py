@@ -172,3 +172,27 @@ def test_a_sqlite3_app_shows_a_db_layer_in_analyze(tmp_path: Path) -> None:
     assert len(requests_) == 3, report.stdout[:3000]
     # Each request's time is split into layers, and the statement's share is the db layer's.
     assert all(t["layers"].get("db", 0) > 0 for t in requests_), [t["layers"] for t in requests_]
+
+
+def test_sqlalchemy_engines_give_db_spans(memory, tmp_path: Path) -> None:
+    """SQLAlchemy in the instrumentation's supported range: its own statement spans, under the request."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    tp, exporter = memory
+    app = flask.Flask("orm")
+
+    @app.get("/n")
+    def count() -> dict:
+        with engine.connect() as conn:
+            return {"n": conn.execute(sqlalchemy.text("SELECT 41 + 1")).scalar()}
+
+    tracekit.instrument(app, tracer_provider=tp, k8s="off")
+    assert "sqlalchemy" in provider.current().databases
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'orm.sqlite'}")
+    assert Client(app).get("/n").json == {"n": 42}
+    spans = exporter.get_finished_spans()
+    server = next(s for s in spans if s.kind == SpanKind.SERVER)
+    orm = [
+        s for s in spans if s.attributes.get("db.statement") == "SELECT 41 + 1" and "db.name" in s.attributes
+    ]
+    assert len(orm) == 1 and orm[0].kind == SpanKind.CLIENT
+    assert orm[0].parent.span_id == server.context.span_id

@@ -7,14 +7,18 @@ without tracekit: the default action kills with the signal (-15), a chained hand
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -67,6 +71,28 @@ APP = textwrap.dedent("""
 """)
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    """A failed test must not leave its server (and the server's workers) running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _popen(argv: list[str], **kw: Any) -> subprocess.Popen:
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)  # fmt: skip
+    _STARTED.append(proc)
+    return proc
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -101,18 +127,16 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30.0) ->
 
 def _serve(tmp_path: Path, argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
     (tmp_path / "app.py").write_text(APP)
-    proc = subprocess.Popen(
-        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = _popen(argv, cwd=tmp_path, env=env)
     _wait_listening(port, proc)
     return proc
 
 
 def _requests(port: int, n: int = N) -> None:
-    with requests.Session() as s:
-        for i in range(n):
-            # The timeout only guards the suite: a worker still importing on a loaded machine is slow.
-            assert s.get(f"http://127.0.0.1:{port}/items/{i}", timeout=60).json() == {"n": i}
+    # A connection per request: uwsgi's HTTP router closes each one after its answer.
+    for i in range(n):
+        # The timeout only guards the suite: a worker still importing on a loaded machine is slow.
+        assert requests.get(f"http://127.0.0.1:{port}/items/{i}", timeout=60).json() == {"n": i}
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> tuple[int, str, str]:
@@ -165,8 +189,7 @@ def test_plain_script_sigint_and_sigterm(tmp_path: Path) -> None:
 
 def _script(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
     (tmp_path / "app.py").write_text(APP)
-    proc = subprocess.Popen([sys.executable, "app.py", "script", "0"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = _popen([sys.executable, "app.py", "script", "0"], cwd=tmp_path, env=env)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.communicate()
     return proc
 
@@ -206,3 +229,41 @@ def test_hung_collector_under_gunicorn_exits_within_the_bound(tmp_path: Path, bl
     code, _, err = _stop(proc, timeout=60)
     assert code == 0, err[-3000:]
     assert "span export stopped" in err and "0 exported" in err, err[-3000:]
+
+
+def _uwsgi() -> str:
+    found = os.environ.get("UWSGI") or shutil.which("uwsgi")
+    if not found:
+        pytest.skip("uwsgi is not installed (it builds from source: pip install uwsgi; or set UWSGI=path)")
+    return found
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_sigterm_under_uwsgi_loses_no_span(tmp_path: Path, lazy: bool) -> None:
+    """uwsgi's handlers are not Python's (left alone), its workers are forked in C (no Python fork
+    hooks: the processor notices the new pid), and it runs the exit hooks when a worker ends."""
+    port = _free_port()
+    site = str(Path(_uwsgi()).parent.parent)  # a --target install keeps uwsgidecorators next to bin/
+    argv = [_uwsgi(), "--http", f"127.0.0.1:{port}", "--wsgi-file", "app.py", "--callable", "app", "--master",
+            "--processes", "1", "--die-on-term", "--virtualenv", str(Path(sys.executable).parent.parent),
+            "--pythonpath", site]  # fmt: skip
+    if lazy:
+        argv.append("--lazy-apps")
+    with OtlpReceiver() as receiver:
+        proc = _serve(tmp_path, argv, _env(receiver.endpoint), port)
+        deadline = time.monotonic() + 60  # uwsgi's router listens before the worker has the app
+        while not _answers(port):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        _requests(port)
+        code, _, err = _stop(proc)
+        spans = receiver.wait_spans(N + 1)
+    assert code == 0, err[-3000:]
+    assert len([s for s in spans if s["kind"] == SERVER_KIND]) == N + 1  # with the readiness request
+
+
+def _answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/items/0", timeout=60).ok
+    except requests.ConnectionError:
+        return False

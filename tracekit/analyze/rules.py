@@ -230,22 +230,32 @@ class RuleTable:
         return layer
 
     def resource_key(self, res: dict[str, Any]) -> Any:
-        """A key equal for resources that no rule can tell apart: their values of the rule keys."""
+        """A key equal for resources that no rule can tell apart: their values of the rule keys.
+
+        ``None`` when a value is unhashable (a list): such a resource shares its cache with no other.
+        """
+        content: Any = (tuple(map(res.get, self.value_keys)), tuple(k in res for k in self.presence_keys))
         try:
-            content: Any = (tuple(map(res.get, self.value_keys)), tuple(k in res for k in self.presence_keys))
             hash(content)
-        except TypeError:  # unhashable values (lists): this dict's identity is the key
-            content = ("id", id(res))
+        except TypeError:
+            return None
         return content
 
     def _resource_cache(self, res: dict[str, Any]) -> dict[Any, str | None]:
-        """The span cache shared by every resource with the same :meth:`resource_key`."""
+        """The span cache shared by every resource with the same :meth:`resource_key`.
+
+        A resource without a content key gets a cache of its own, held only beside the pinned dict
+        in ``_resources``: keying it by ``id(res)`` would hand a freed dict's answers to a new one
+        allocated at the same address.
+        """
         content = self.resource_key(res)
-        cache = self._by_content.get(content)
+        cache = None if content is None else self._by_content.get(content)
         if cache is None:
-            if len(self._by_content) >= CACHE_SIZE:
-                self._by_content.clear()
-            cache = self._by_content[content] = {}
+            cache = {}
+            if content is not None:
+                if len(self._by_content) >= CACHE_SIZE:
+                    self._by_content.clear()
+                self._by_content[content] = cache
         if len(self._resources) >= CACHE_SIZE:
             self._resources.clear()
         self._resources[id(res)] = (res, cache)

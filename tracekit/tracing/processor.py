@@ -16,6 +16,9 @@ requests never wait for the collector) and adds:
 * **honest logging**: a total of those counts when spans were lost, at most once per ``log_interval``
   (written by the export thread, never by a request), and a final line at shutdown.
 
+A process forked without Python's fork hooks (uwsgi forks its workers in C) is noticed by its new pid on
+the next span, and gets its own export thread, as the SDK's processor does.
+
 When the queue is full the span that just ended is the one dropped (the SDK drops the oldest): counting
 it costs one lock taken on that rare path only, and a full queue drops spans either way.
 """
@@ -40,6 +43,8 @@ from tracekit.tracing.shutdown import Budget
 
 log = logging.getLogger("tracekit.tracing")
 
+#: Serializes the restart of a processor in a child process forked behind Python's back.
+_FORK_LOCK = threading.Lock()
 #: Slack kept out of the export deadline so the write-off and the final line fit inside the bound.
 _WRITE_OFF_SLACK = 0.1
 
@@ -127,6 +132,7 @@ class BoundedBatchSpanProcessor(SpanProcessor):
             os.register_at_fork(after_in_child=reinit_in_child)
 
     def _init_state(self) -> None:
+        self._pid = os.getpid()
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._lock = threading.Lock()
         self._flushed = threading.Condition(self._lock)
@@ -154,6 +160,8 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         context = span.context
         if context is None or not context.trace_flags.sampled:
             return
+        if self._pid != os.getpid():
+            self._after_fork()
         if self._closed or len(self._queue) >= self.max_queue_size:
             with self._lock:
                 self._dropped += 1
@@ -161,6 +169,12 @@ class BoundedBatchSpanProcessor(SpanProcessor):
         self._queue.append(span)
         if len(self._queue) >= self.max_export_batch_size and not self._wake.is_set():
             self._wake.set()
+
+    def _after_fork(self) -> None:
+        """A fork that ran no Python fork hooks (uwsgi forks its workers in C): start afresh here too."""
+        with _FORK_LOCK:
+            if self._pid != os.getpid():
+                self._init_state()
 
     # --- counts -------------------------------------------------------------------------------
 
