@@ -216,13 +216,14 @@ def large_documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 def test_reading_a_document_holds_the_open_traces_not_the_file(
     fmt: str, large_documents: dict[str, Path]
 ) -> None:
-    """With a window of 2,000 spans the reader holds a few thousand spans at a time: its peak stays
-    under a third of the file's size. Decoding the file whole needs the file's bytes and their decoded
-    form at once: more than the file's size."""
+    """With a window of 2,000 spans the reader holds a few thousand spans at a time: its peak (the
+    interpreter included, about 60 MB measured) stays under three quarters of the file's size.
+    Decoding the file whole needs the file's bytes and their decoded form at once: more than the
+    file's size."""
     doc = large_documents[fmt]
     size = doc.stat().st_size
     peak = _peak_mb(sys.executable, "-c", READ, str(doc), "85000")
-    assert peak * 1e6 < size / 3, (peak, size / 1e6)
+    assert peak * 1e6 < 0.75 * size, (peak, size / 1e6)
 
 
 @pytest.mark.slow
