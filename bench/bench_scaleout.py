@@ -12,8 +12,9 @@ workload labels, about 1.1 KB of file per span; 64 spans per line). Printed, in 
   bytes;
 - the ratios the goals are stated in: analyze (local pool, the default for this size) / decode
   (goal <= 2.0), Dask / local pool (<= 1.3), speed-up from 1 to 2 workers (>= 1.7), peak RSS per
-  process for this ~1 GB input (< 1 GB), and the same for ~100 MB whole Jaeger and Zipkin
-  documents (read whole: their RSS per input byte is printed);
+  process for this ~1 GB input (< 1 GB), and the same for a ~1 GB Jaeger query-API document on one
+  line and a ~1.2 GB Zipkin v2 span array of the same traces (read element by element;
+  ``TRACEKIT_BENCH_DOC_MB`` sets the Jaeger size), in one process and in a local pool;
 - tracekit against CRISP (``../shared/peers/crisp``) on the same 19,000 Jaeger traces, two cores:
   CRISP with ``--parallelism 2`` on one file per trace, tracekit's text report on one document
   (goal: tracekit at least 6x faster).
@@ -34,7 +35,7 @@ import time
 from pathlib import Path
 
 from bench.bench_analyze import digest, measure
-from bench.tracegen import cached_otlp_jsonl
+from bench.tracegen import cached_otlp_jsonl, write_documents
 
 SPANS_PER_TRACE = 10
 CRISP_TRACES = 19_000
@@ -130,37 +131,14 @@ class LocalDask:
 
 
 def whole_documents(tmp: Path, target_mb: int) -> dict[str, Path]:
-    """A Jaeger JSON and a Zipkin v2 document of about ``target_mb`` MB each (from tracekit's own
-    Jaeger export of generated traces, so both hold the same realistic spans)."""
-    n = max(1000, target_mb * 1_000_000 // 12_000)  # about 12 KB of Jaeger JSON per 10-span trace
-    src = cached_otlp_jsonl(n, SPANS_PER_TRACE, batch_spans=64, rich_resources=True)
-    jaeger = tmp / "doc.jaeger.json"
-    subprocess.run(cli(str(src), "--format", "jaeger", "-o", str(jaeger)), check=True)
-    doc = json.loads(jaeger.read_bytes())
-    spans = []
-    for trace in doc["data"]:
-        procs = trace["processes"]
-        for sp in trace["spans"]:
-            tags = {t["key"]: t["value"] for t in sp.get("tags", [])}
-            kind = str(tags.pop("span.kind", "")).upper() or None
-            parent = next((r["spanID"] for r in sp.get("references", []) if r["refType"] == "CHILD_OF"), None)
-            z = {
-                "traceId": sp["traceID"],
-                "id": sp["spanID"],
-                "name": sp["operationName"],
-                "timestamp": sp["startTime"],
-                "duration": sp["duration"],
-                "localEndpoint": {"serviceName": procs[sp["processID"]]["serviceName"]},
-                "tags": {k: str(v) for k, v in tags.items()},
-            }
-            if parent:
-                z["parentId"] = parent
-            if kind in ("CLIENT", "SERVER", "PRODUCER", "CONSUMER"):
-                z["kind"] = kind
-            spans.append(z)
-    zipkin = tmp / "doc.zipkin.json"
-    zipkin.write_text(json.dumps(spans))
-    return {"jaeger": jaeger, "zipkin": zipkin}
+    """A Jaeger query-API document on one line (about ``target_mb`` MB) and a Zipkin v2 span array
+    of the same traces (about 1.2 times that; its spans in the order they ended, so each trace is
+    spread over the document), written as they are generated."""
+    n = max(1000, target_mb * 1_000_000 // 14_800)  # about 14.8 KB of Jaeger JSON per 10-span trace
+    paths = write_documents(tmp, n, SPANS_PER_TRACE)
+    for name in ("jaeger-lines", "zipkin-lines"):
+        paths.pop(name).unlink()
+    return paths
 
 
 def crisp_inputs(tmp: Path) -> tuple[Path, Path, int]:
@@ -226,16 +204,18 @@ def main() -> None:
         )
         same = len({r[3] for r in runs.values()}) == 1
         print(f"reports identical across executors: {'yes' if same else 'NO'}")
-        doc_mb = int(os.environ.get("TRACEKIT_BENCH_DOC_MB", "100"))
+        doc_mb = int(os.environ.get("TRACEKIT_BENCH_DOC_MB", "1000"))
         for fmt, doc in whole_documents(tmp, doc_mb).items():
-            out = tmp / "doc-report.json"
-            wall, _, rss = measure(cli(str(doc), "--format", "json", "-o", str(out), "--jobs", "1"))
             doc_size = doc.stat().st_size
-            print(
-                f"whole {fmt} document, {doc_size / 1e6:,.0f} MB: peak RSS {rss:,.0f} MB "
-                f"({rss * 1e6 / doc_size:.1f} bytes per input byte; read whole, so a 1 GB document needs "
-                f"about {rss * 1e9 / doc_size / 1024:,.1f} GB), {wall:.2f} s"
-            )
+            for jobs in ("1", "2"):
+                out = tmp / "doc-report.json"
+                wall, _, rss = measure(cli(str(doc), "--format", "json", "-o", str(out), "--jobs", jobs))
+                print(
+                    f"{fmt} document (read element by element), {doc_size / 1e9:.2f} GB, --jobs {jobs}: "
+                    f"peak RSS per process {rss:,.0f} MB ({rss * 1e6 / doc_size:.2f} bytes per input byte)"
+                    f"   goal < 1,024 MB; {wall:.1f} s wall ({load()})"
+                )
+            doc.unlink()
         if os.environ.get("TRACEKIT_BENCH_NO_CRISP"):
             print(f"after: {load()}")
             return
