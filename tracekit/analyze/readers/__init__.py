@@ -6,7 +6,9 @@ single documents, Tempo ``batches``, Jaeger API v3 ``{"result": ...}``), Jaeger 
 
 Line-oriented inputs (one JSON document per line, as the Collector writes) are streamed line by
 line and traces are emitted as soon as they are complete (``assemble.py`` documents the rule), so
-memory is bounded by the traces still open. A single pretty-printed document is decoded at once.
+memory is bounded by the traces still open. Jaeger and Zipkin documents (pretty-printed or on one
+line) are read element by element (``documents.py``) into the same assembler; a pretty-printed OTLP
+document is decoded at once.
 
 Errors: a line that cannot be used is skipped with a warning (``on_warning``, one line naming the
 file, the line and the field); when nothing usable was read, ``TraceFormatError`` (or
