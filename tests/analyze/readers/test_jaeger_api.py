@@ -99,7 +99,8 @@ def test_connection_refused_names_the_url() -> None:
         port = s.getsockname()[1]
     with pytest.raises(TraceFormatError) as info:
         list(fetch_traces(f"http://127.0.0.1:{port}", service="x"))
-    assert str(info.value).startswith(f"http://127.0.0.1:{port}/api/v3/traces: cannot reach Jaeger")
+    url = f"http://127.0.0.1:{port}/api/v3/traces"
+    assert str(info.value) == f"{url}: cannot reach Jaeger: connection refused"
 
 
 def test_arguments_are_checked() -> None:

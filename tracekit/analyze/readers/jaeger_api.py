@@ -88,13 +88,29 @@ def _error_message(body: bytes, resp: requests.Response) -> str:
     return clip(body.decode("utf-8", "replace") or resp.reason or "", 200)
 
 
+def _refused(e: BaseException) -> bool:
+    """Whether a ``ConnectionRefusedError`` lies under ``e``: requests wraps urllib3's errors, which
+    carry the socket's error as an argument or a ``reason``. Decided by type, not by message text."""
+    seen: set[int] = set()
+    stack: list[object] = [e]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, BaseException) or id(x) in seen:
+            continue
+        if isinstance(x, ConnectionRefusedError):
+            return True
+        seen.add(id(x))
+        stack += [*x.args, getattr(x, "reason", None), x.__cause__, x.__context__]
+    return False
+
+
 def _get(url: str, params: dict[str, Any] | None) -> requests.Response:
     try:
         return requests.get(
             url, params=params, timeout=TIMEOUT, headers={"Accept": "application/json"}, stream=True
         )
     except requests.exceptions.ConnectionError as e:
-        reason = "connection refused" if "refused" in str(e).lower() else clip(str(e.__context__ or e), 120)
+        reason = "connection refused" if _refused(e) else clip(str(e.__context__ or e), 120)
         raise TraceFormatError(f"cannot reach Jaeger: {reason}", path=url) from None
     except requests.exceptions.Timeout:
         raise TraceFormatError("Jaeger did not answer in time", path=url) from None
