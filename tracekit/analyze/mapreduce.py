@@ -296,7 +296,7 @@ def map_chunk(task: MapTask) -> MapResult:
                 for _ in feed_lines(lines, conv, report, task.max_line_bytes, label):
                     writer.end_line()
             elif task.fmt in STREAMED:
-                for _ in feed_stream(stream, conv, label, task.name, False, report):
+                for _ in feed_stream(stream, conv, label, task.name, report):
                     pass
                 writer.end_line()
             else:

@@ -43,8 +43,6 @@ class Element:
     data: bytes
     index: int
     document: int
-    #: Line (1-based) where its document starts.
-    line: int
     #: Where it sits, as a JSON path (``$.data[3]``, ``$[3]``): messages name the element.
     path: str
 
@@ -56,7 +54,6 @@ class Rest:
 
     data: bytes
     document: int
-    line: int
     streamed: bool
 
 
@@ -108,8 +105,9 @@ class _Structure:
 
 def reads_as_document(fmt_streams: bool, head: bytes, line_oriented: bool) -> bool:
     """Whether an input is read with :func:`iter_values`: a Jaeger or Zipkin input that is one
-    pretty-printed document, or whose first line does not even fit the head (a one-line document
-    as the query API writes it; the line cap no longer applies to it)."""
+    pretty-printed document, or whose head holds no line break before its end (a document on one
+    line, as the query API writes it: the line cap no longer applies to it). Several such documents
+    one after another are read in turn."""
     if not fmt_streams:
         return False
     return not line_oriented or b"\n" not in head.rstrip(b"\r\n")
@@ -133,13 +131,11 @@ def iter_values(
     """
     st = _Structure()
     document = 0
-    line = 1  # line of the current position's chunk start
     rest: list[bytes] = []  # the current top-level value outside its streamed array
     elem: list[bytes] = []  # the element in progress
     level = 0  # depth of the streamed array's elements (0: not in one)
     index = 0
     streamed = False
-    doc_line = 1
     started = False  # inside a top-level value
     first = True
     prefix = "$"
@@ -166,7 +162,6 @@ def iter_values(
                 if head or c in _OPEN:
                     started = True
                     document += 1
-                    doc_line = line + chunk.count(b"\n", 0, p)
                     rest = []
                     pos = p if not head else pos
                     streamed = False
@@ -182,7 +177,7 @@ def iter_values(
                 data = b"".join(elem).strip(_WS)
                 elem = []
                 if data:
-                    yield Element(data, index, document, doc_line, f"{prefix}[{index}]")
+                    yield Element(data, index, document, f"{prefix}[{index}]")
                     index += 1
                 if c == _COMMA:
                     pos = p + 1
@@ -202,7 +197,7 @@ def iter_values(
             if c in _CLOSE and d == 0 and started:
                 rest.append(chunk[pos : p + 1])
                 pos = p + 1
-                yield Rest(b"".join(rest), document, doc_line, streamed)
+                yield Rest(b"".join(rest), document, streamed)
                 rest = []
                 started = False
         # depth-after values were used: an element's depth is counted after its opening bracket
@@ -213,11 +208,9 @@ def iter_values(
             if not started:
                 started = True
                 document += 1
-                doc_line = line + chunk.count(b"\n", 0, pos)
                 streamed = False
             rest.append(tail)
-        line += chunk.count(b"\n")
     if level or elem or st.depth > 0 or st.in_string:
         raise TraceFormatError("truncated JSON (the input ends in the middle of a value)", path=name)
     if started and rest:
-        yield Rest(b"".join(rest), document, doc_line, streamed)
+        yield Rest(b"".join(rest), document, streamed)
