@@ -31,6 +31,7 @@ TEST_PACKAGES = [
     "requests",
     "click",
     "numpy",
+    "ddsketch",
 ]
 
 
