@@ -11,6 +11,7 @@ inputs every time; developers still find new counterexamples locally and add the
 from __future__ import annotations
 
 import os
+import signal
 
 from hypothesis import settings
 
@@ -20,3 +21,9 @@ pytest_plugins = ["tests.browser"]
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# A non-interactive shell starts background jobs with SIGINT ignored, and an ignored signal stays
+# ignored across exec: every process a test starts would then shrug off the Ctrl-C the test sends.
+# With a handler of our own, children start with the default disposition, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -21,18 +21,6 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).parents[3]
 UV = ROOT / ".tools" / "bin" / "uv"
 HERE = Path(__file__).parent
-#: What the readers' tests (and the Jaeger source) import besides tracekit's sources and msgspec.
-TEST_PACKAGES = [
-    "pytest",
-    "pytest-timeout",
-    "pytest-httpserver",
-    "hypothesis",
-    "pyyaml",
-    "requests",
-    "click",
-    "numpy",
-    "ddsketch",
-]
 
 
 def msgspec_requirement() -> Requirement:
@@ -47,7 +35,13 @@ def lower_bound(requirement: Requirement) -> str:
 
 def run(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [os.fspath(a) for a in args], capture_output=True, text=True, timeout=600, env=env, check=False
+        [os.fspath(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+        cwd=ROOT,
     )
     assert done.returncode == 0, f"{args}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return done.stdout
@@ -64,7 +58,13 @@ def test_readers_on_msgspec_release(tmp_path: Path, release: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     run(UV, "venv", "--quiet", "--python", sys.executable, venv, env=env)
     wanted = f"msgspec=={oldest}" if release == "oldest" else str(requirement)
-    run(UV, "pip", "install", "--quiet", "--python", python, wanted, *TEST_PACKAGES, env=env)
+    # Everything else exactly as the lock has it (the tests import what the project imports), with
+    # msgspec alone replaced: a hand-kept package list went stale whenever a module gained an import.
+    locked = tmp_path / "locked.txt"
+    run(UV, "export", "--frozen", "--quiet", "--no-hashes", "--all-extras", "--no-emit-project", "-o", locked)
+    override = tmp_path / "override.txt"
+    override.write_text(wanted + "\n")
+    run(UV, "pip", "install", "--quiet", "--python", python, "-r", locked, "--override", override, env=env)
     version = run(python, "-c", "import msgspec; print(msgspec.__version__)").strip()
     if release == "oldest":
         assert version == oldest
