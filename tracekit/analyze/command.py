@@ -8,14 +8,11 @@ errors (:mod:`tracekit.errors`) become that line here; no traceback reaches the 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from typing import IO, Any
+from typing import Any
 
 import click
 
-from tracekit.errors import TracekitError
+from tracekit.commandline import OneLineCommand, run_command
 
 #: Warnings printed one by one before the rest are only counted.
 MAX_WARNINGS_SHOWN = 10
@@ -69,33 +66,7 @@ class WarningSink:
             )
 
 
-class _OneLineUsageError(click.UsageError):
-    """A bad option value (``--slowest 0``, ``--warnings x``) as the command's one error line.
-
-    Click prints usage errors as three lines (usage, a hint, the error); every other error of the
-    command is one line naming the problem, and scripts read stderr that way.
-    """
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"tracekit analyze: error: {self.format_message()}", err=True)
-
-
-class _AnalyzeCommand(click.Command):
-    """``click.Command`` whose argument errors are one line on stderr (exit code 2, as before)."""
-
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        try:
-            return super().make_context(*args, **kwargs)
-        except click.UsageError as exc:
-            raise _OneLineUsageError(exc.format_message(), exc.ctx) from None
-
-
-def _fail(message: str) -> None:
-    click.echo(f"tracekit analyze: error: {message}", err=True)
-    sys.exit(2)
-
-
-@click.command("analyze", cls=_AnalyzeCommand)
+@click.command("analyze", cls=OneLineCommand)
 @click.argument("paths", nargs=-1, metavar="PATH...")
 @click.option(
     "--format",
@@ -177,29 +148,14 @@ def analyze(max_warnings: int, **options: Any) -> None:
     argument is wrong.
     """
     sink = WarningSink(max_warnings)
-    try:
+
+    def work() -> None:
         from tracekit.analyze.run import run
 
         # The options go to run() by name: its signature is the one typed list of them.
         run(sink=sink, **options)
-    except TracekitError as exc:
-        sink.discard()
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except BrokenPipeError:
-        # The reader went away (| head): silence the interpreter's final flush of stdout.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-    except OSError as exc:  # writing the output failed (disk full, ...)
-        sink.finish()
-        _fail(f"{options.get('output') or 'stdout'}: cannot write: {exc.strerror or exc}")
-    except Exception as exc:  # never a traceback for the user (a worker's crash included)
-        if os.environ.get("TRACEKIT_DEBUG"):
-            raise
-        click.echo(
-            f"tracekit analyze: internal error (please report): {exc.__class__.__name__}: {exc}", err=True
-        )
-        sys.exit(1)
+
+    run_command(
+        "analyze", work, output=options.get("output"), on_input_error=sink.discard, on_write_error=sink.finish
+    )
     sink.finish()

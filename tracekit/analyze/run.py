@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from tracekit.analyze.model import Trace
-from tracekit.errors import RendererOptionError, TraceFormatError, TracekitError
-from tracekit.outputs import prepare_output
+from tracekit.errors import TraceFormatError, TracekitError
+from tracekit.outputs import check_output_not_input, open_output, output_format, prepare_output
 
 #: Failed traces drawn by the text renderer besides the slowest ones.
 TEXT_FAILED_TRACES = 3
@@ -69,11 +69,11 @@ def run(
         raise TracekitError("--service, --lookback and --limit only apply with --jaeger URL")
     parse_jobs(jobs)  # a bad value is an error whatever the format, and before any work
     scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
-    _check_output_not_input(output, paths, rules_path)
+    check_output_not_input(output, (*paths, *([rules_path] if rules_path else [])))
     if not jaeger_url:  # the Jaeger source checks its ids itself (hex only: they go into the URL)
         for trace_id in trace_ids:
             normalize_trace_id(trace_id)
-    out_format = _output_format(fmt, output)
+    out_format = output_format(fmt, output)
     renderer = (
         get_renderer(out_format, color=output in (None, "-") and sys.stdout.isatty())
         if out_format == "text"
@@ -131,7 +131,7 @@ def run(
         reports = (r for r in map(analysis.analyse, traces) if r is not None)
         first = next(reports, None)
         _check_usable(analysis.aggregator.traces, errors, trace_ids, sink)
-        with _open_output(output, binary=True) as out:
+        with open_output(output, binary=True) as out:
             stream_json(out, _chain(first, reports), analysis.summary)
         return
 
@@ -145,24 +145,8 @@ def run(
         _check_usable(analysis.aggregator.traces, errors, trace_ids, sink)
         _render(analysis.report(), out_format, output, renderer)
         return
-    with _open_output(output, binary=False) as out:
+    with open_output(output, binary=False) as out:
         out.write(text)
-
-
-def _output_format(fmt: str | None, output: str | None) -> str:
-    from tracekit.analyze.renderers import format_for_path
-
-    if fmt is not None:
-        return fmt
-    if output is None or output == "-":
-        return "text"
-    guessed = format_for_path(output)
-    if guessed is None:
-        raise RendererOptionError(
-            f"{output}: cannot tell the output format from the suffix "
-            "(use .json, .html or .txt, or give --format)"
-        )
-    return guessed
 
 
 def _traces(
@@ -187,38 +171,6 @@ def _traces(
                 errors.append(str(exc))
 
 
-@contextlib.contextmanager
-def _open_output(output: str | None, binary: bool) -> Iterator[IO[Any]]:
-    if output is None or output == "-":
-        yield sys.stdout.buffer if binary else sys.stdout
-        return
-    try:
-        handle = open(output, "wb" if binary else "w", encoding=None if binary else "utf-8")  # noqa: SIM115
-    except OSError as exc:
-        raise RendererOptionError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    try:
-        yield handle
-    except BaseException:
-        handle.close()
-        with contextlib.suppress(OSError):
-            os.unlink(output)
-        raise
-    handle.close()
-
-
-def _check_output_not_input(output: str | None, paths: tuple[str, ...], rules_path: str | None) -> None:
-    """``-o`` naming an input file would truncate it while it is being read (a JSONL input is
-    streamed): the input is lost and the report covers whatever was read before. Refuse it."""
-    if output is None or output == "-" or not os.path.exists(output):
-        return
-    for path in (*paths, *([rules_path] if rules_path else [])):
-        if path == "-":
-            continue
-        with contextlib.suppress(OSError):
-            if os.path.samefile(output, path):
-                raise RendererOptionError(f"{output}: the output file is also an input; give another -o FILE")
-
-
 def _render(report: dict[str, Any], out_format: str, output: str | None, renderer: Any) -> None:
     """Write a whole report (``{"summary", "traces"}``): the text renderer prints to a terminal."""
     if out_format == "text" and output in (None, "-"):
@@ -228,7 +180,7 @@ def _render(report: dict[str, Any], out_format: str, output: str | None, rendere
 
         print_report(report, Console(highlight=False, width=console_width(sys.stdout)))
         return
-    with _open_output(output, binary=False) as out:
+    with open_output(output, binary=False) as out:
         out.write(renderer.render(report))
 
 
@@ -287,7 +239,7 @@ def _run_html(
         raise TracekitError(f"the input changed while being read: trace {missing[0]} gone on the second read")
     summary = analysis.summary()
     page = render_view(builder.view(summary, (), [(last[tid], why) for tid, why in chosen]))
-    with _open_output(output, binary=False) as out:
+    with open_output(output, binary=False) as out:
         out.write(page)
 
 
@@ -668,7 +620,7 @@ def run_partitioned(
         _check_usable(outcome.aggregator.traces, outcome.errors, tuple(request.trace_ids), sink)
         if request.keep is not None:
             return {"summary": outcome.aggregator.summary(), "traces": outcome.kept(*request.keep)}
-        with _open_output(output, binary=True) as out:
+        with open_output(output, binary=True) as out:
             write_json(out, outcome)
     return None
 

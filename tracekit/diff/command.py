@@ -9,43 +9,23 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
+from tracekit.analyze.command import MAX_WARNINGS_SHOWN
+from tracekit.commandline import OneLineCommand, run_command
 from tracekit.diff.compare import DiffOptions, diff
 from tracekit.diff.sides import ReadOptions, Side, expand, read_side
-from tracekit.errors import RendererOptionError, TracekitError
+from tracekit.errors import TracekitError
+from tracekit.outputs import check_output_not_input, open_output, output_format
 
-#: Warnings printed per side before the rest are only counted.
-MAX_WARNINGS_SHOWN = 10
 #: From this much input (both sides, bytes) ``--jobs auto`` reads the two sides at once.
 PARALLEL_BYTES = 32 << 20
-_SUFFIXES = {".json": "json", ".html": "html", ".htm": "html", ".txt": "text", ".text": "text"}
 
 
-class _OneLineUsageError(click.UsageError):
-    """A bad option value as the command's one error line (click prints three)."""
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"tracekit diff: error: {self.format_message()}", err=True)
-
-
-class _DiffCommand(click.Command):
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        try:
-            return super().make_context(*args, **kwargs)
-        except click.UsageError as exc:
-            raise _OneLineUsageError(exc.format_message(), exc.ctx) from None
-
-
-def _fail(message: str) -> None:
-    click.echo(f"tracekit diff: error: {message}", err=True)
-    sys.exit(2)
-
-
-@click.command("diff", cls=_DiffCommand)
+@click.command("diff", cls=OneLineCommand)
 @click.argument("sides", nargs=-1, metavar="BASELINE CANDIDATE")
 @click.option(
     "-b", "--baseline", "baseline", multiple=True, metavar="PATH", help="Another baseline input (repeatable)."
@@ -154,8 +134,9 @@ def diff_command(
     Exit status: 0 whatever the verdict (1 with --fail-on-regression when something regressed), 2 when
     an input is unusable or an argument is wrong.
     """
-    try:
-        result = _run(
+    result = run_command(
+        "diff",
+        lambda: _run(
             sides,
             baseline,
             candidate,
@@ -170,42 +151,11 @@ def diff_command(
             ),
             jobs,
             max_warnings,
-        )
-    except TracekitError as exc:
-        _fail(str(exc))
-        return
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-    except OSError as exc:
-        _fail(f"{output or 'stdout'}: cannot write: {exc.strerror or exc}")
-        return
-    except Exception as exc:  # never a traceback for the user
-        if os.environ.get("TRACEKIT_DEBUG"):
-            raise
-        click.echo(
-            f"tracekit diff: internal error (please report): {exc.__class__.__name__}: {exc}", err=True
-        )
-        sys.exit(1)
+        ),
+        output=output,
+    )
     if fail_on_regression and result["verdict"] == "regressed":
         sys.exit(1)
-
-
-def _output_format(fmt: str | None, output: str | None) -> str:
-    if fmt is not None:
-        return fmt
-    if output is None or output == "-":
-        return "text"
-    suffix = os.path.splitext(output)[1].lower()
-    if suffix not in _SUFFIXES:
-        raise RendererOptionError(
-            f"{output}: cannot tell the output format from the suffix "
-            "(use .json, .html or .txt, or give --format)"
-        )
-    return _SUFFIXES[suffix]
 
 
 def _side_paths(
@@ -222,19 +172,6 @@ def _side_paths(
     if (base + cand).count("-") > 1:
         raise TracekitError("stdin (-) can feed only one input")
     return base, cand
-
-
-def _check_output_not_input(output: str | None, paths: Sequence[str]) -> None:
-    """``-o`` naming an input would truncate it before it is read."""
-    if output is None or output == "-" or not os.path.exists(output):
-        return
-    for path in paths:
-        if path != "-":
-            with contextlib.suppress(OSError):
-                if os.path.samefile(output, path):
-                    raise RendererOptionError(
-                        f"{output}: the output file is also an input; give another -o FILE"
-                    )
 
 
 def _input_bytes(paths: Sequence[str]) -> int:
@@ -265,8 +202,8 @@ def _run(
 ) -> dict[str, Any]:
     base_paths, cand_paths = _side_paths(sides, baseline, candidate)
     files = expand(base_paths) + expand(cand_paths)
-    _check_output_not_input(output, files)
-    out_format = _output_format(fmt, output)
+    check_output_not_input(output, files)
+    out_format = output_format(fmt, output)
     if read.rules_path is not None:
         from tracekit.analyze.rules import load_rules
 
@@ -325,19 +262,6 @@ def _print_warnings(side: Side, limit: int) -> None:
         )
 
 
-@contextlib.contextmanager
-def _open_output(output: str | None) -> Iterator[IO[str]]:
-    if output is None or output == "-":
-        yield sys.stdout
-        return
-    try:
-        handle = open(output, "w", encoding="utf-8")  # noqa: SIM115
-    except OSError as exc:
-        raise RendererOptionError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    with handle:
-        yield handle
-
-
 def _write(result: dict[str, Any], out_format: str, output: str | None) -> None:
     if out_format == "json":
         from tracekit.analyze.renderers.json import render_json
@@ -359,5 +283,5 @@ def _write(result: dict[str, Any], out_format: str, output: str | None) -> None:
         from tracekit.diff.text import render_text
 
         text = render_text(result)
-    with _open_output(output) as out:
+    with open_output(output) as out:
         out.write(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tracekit.analyze.model import SpanKind
+from tracekit.analyze.processors.intervals import union_ns
 from tracekit.analyze.processors.placement import peer_host
 
 if TYPE_CHECKING:
@@ -28,24 +29,11 @@ def network_ns(node: SpanNode) -> int:
     """ns of the call not covered by its remote children (the union of their intervals, clipped)."""
     start, end = node.start, node.end
     service = node.span.service
-    parts = sorted(
+    covered = union_ns(
         (max(start, c.start), min(end, c.end))
         for c in node.children
         if c.span.kind == _SERVER or c.span.service != service
     )
-    covered = 0
-    cur_start = cur_end = None
-    for lo, hi in parts:
-        if hi <= lo:
-            continue
-        if cur_end is None or lo > cur_end:
-            if cur_end is not None and cur_start is not None:
-                covered += cur_end - cur_start
-            cur_start, cur_end = lo, hi
-        elif hi > cur_end:
-            cur_end = hi
-    if cur_end is not None and cur_start is not None:
-        covered += cur_end - cur_start
     return max(0, end - start - covered)
 
 

@@ -22,6 +22,7 @@ import msgspec
 
 from tracekit import attributes as a
 from tracekit.analyze.model import StatusCode
+from tracekit.analyze.processors.intervals import union_ns
 
 if TYPE_CHECKING:
     from tracekit.analyze.processors import Options
@@ -168,20 +169,9 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
 
 def _count_outside(tree: SpanTree, outside: list[tuple[int, int]], t0: int, t1: int) -> None:
     """Fill ``tree.outside`` and ``tree.work`` from the spans reaching outside [t0, t1]; warn once."""
-    parts = sorted(
+    covered = union_ns(
         [(s, min(e, t0)) for s, e in outside if s < t0] + [(max(s, t1), e) for s, e in outside if e > t1]
     )
-    covered = 0
-    cur_start = cur_end = None
-    for lo, hi in parts:
-        if cur_end is None or lo > cur_end:
-            if cur_end is not None and cur_start is not None:
-                covered += cur_end - cur_start
-            cur_start, cur_end = lo, hi
-        elif hi > cur_end:
-            cur_end = hi
-    if cur_end is not None and cur_start is not None:
-        covered += cur_end - cur_start
     first = min(t0, min(s for s, _ in outside))
     last = max(t1, max(e for _, e in outside))
     tree.outside = (len(outside), covered)
