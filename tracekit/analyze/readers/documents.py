@@ -34,6 +34,8 @@ _QUOTE, _BACKSLASH, _COMMA = 34, 92, 44
 _OPEN = (91, 123)  # [ {
 _CLOSE = (93, 125)  # ] }
 _WS = b" \t\r\n"
+#: The deepest structure :func:`iter_values` looks at: ``{"data": [`` opens at depth 2.
+_MAX_DEPTH = 2
 
 
 @dataclass
@@ -66,8 +68,8 @@ class _Structure:
         self.depth = 0
 
     def scan(self, chunk: bytes) -> tuple[list[int], list[int]]:
-        """The structural bytes of ``chunk`` (brackets and commas outside strings): their positions
-        and the depth after each. Only those positions are counted, so memory stays a few bytes
+        """The structural bytes of ``chunk`` (brackets and commas outside strings) down to depth 2:
+        their positions and the depth after each. Only those positions are counted, so memory stays a few bytes
         per byte of the chunk."""
         a = np.frombuffer(chunk, np.uint8)
         quote = a == _QUOTE
@@ -100,7 +102,10 @@ class _Structure:
             self.in_string = not self.in_string
         if depth.size:
             self.depth = int(depth[-1])
-        return positions.tolist(), depth.tolist()
+        # Only the top two levels matter (a streamed element's own brackets and commas do not): the
+        # elements' insides never reach the Python loop.
+        shallow = depth <= _MAX_DEPTH
+        return positions[shallow].tolist(), depth[shallow].tolist()
 
 
 def reads_as_document(fmt_streams: bool, head: bytes, line_oriented: bool) -> bool:
