@@ -69,8 +69,8 @@ class _Structure:
 
     def scan(self, chunk: bytes) -> tuple[list[int], list[int]]:
         """The structural bytes of ``chunk`` (brackets and commas outside strings) down to depth 2:
-        their positions and the depth after each. Only those positions are counted, so memory stays a few bytes
-        per byte of the chunk."""
+        their positions and the depth after each. Only candidate positions are counted, so memory
+        stays a few bytes per byte of the chunk."""
         a = np.frombuffer(chunk, np.uint8)
         quote = a == _QUOTE
         backslashes = np.flatnonzero(a == _BACKSLASH)
