@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.installed
 LATEST     := .venv-latest
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install demo test test-fast test-latest bench lint typecheck lock image clean
+.PHONY: install demo test test-fast test-latest bench lint lock image clean
 
 install: $(STAMP)
 

@@ -182,6 +182,16 @@ def test_output_file_by_suffix(pair: tuple[Path, Path], tmp_path: Path) -> None:
         assert check(out.read_text())
 
 
+def test_output_into_a_missing_directory_creates_it(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "reports" / "nightly" / "diff.json"
+    assert run(str(pair[0]), str(pair[1]), "-o", str(out)).exit_code == 0
+    assert json.loads(out.read_text())["verdict"] == "regressed"
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = run(str(pair[0]), str(pair[1]), "-o", str(blocked / "diff.json"))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+
+
 def test_sides_read_in_two_processes_give_the_same_result(pair: tuple[Path, Path]) -> None:
     one = json.loads(run(str(pair[0]), str(pair[1]), "--format", "json", "--jobs", "1").output)
     two = json.loads(run(str(pair[0]), str(pair[1]), "--format", "json", "--jobs", "2").output)

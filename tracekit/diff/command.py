@@ -19,7 +19,7 @@ from tracekit.commandline import OneLineCommand, run_command
 from tracekit.diff.compare import DiffOptions, diff
 from tracekit.diff.sides import ReadOptions, Side, expand, read_side
 from tracekit.errors import TracekitError
-from tracekit.outputs import check_output_not_input, open_output, output_format
+from tracekit.outputs import check_output_not_input, open_output, output_format, prepare_output
 
 #: From this much input (both sides, bytes) ``--jobs auto`` reads the two sides at once.
 PARALLEL_BYTES = 32 << 20
@@ -204,6 +204,8 @@ def _run(
     files = expand(base_paths) + expand(cand_paths)
     check_output_not_input(output, files)
     out_format = output_format(fmt, output)
+    if output not in (None, "-"):
+        prepare_output(output)  # a missing directory is created before any reading
     if read.rules_path is not None:
         from tracekit.analyze.rules import load_rules
 
@@ -274,10 +276,10 @@ def _write(result: dict[str, Any], out_format: str, output: str | None) -> None:
     elif output in (None, "-"):
         from rich.console import Console
 
-        from tracekit.diff.text import WIDTH, print_diff
+        from tracekit.analyze.renderers.text import console_width
+        from tracekit.diff.text import print_diff
 
-        tty = sys.stdout.isatty()
-        print_diff(result, Console(highlight=False, width=None if tty else WIDTH))
+        print_diff(result, Console(highlight=False, width=console_width(sys.stdout)))
         return
     else:
         from tracekit.diff.text import render_text

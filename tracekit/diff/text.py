@@ -10,11 +10,9 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from tracekit.analyze.renderers.text import LAYER_STYLES, clean
+from tracekit.analyze.renderers.text import LAYER_STYLES, TextRenderer, clean
 from tracekit.diff.compare import changed_rows, fmt_ms
 
-#: Width of the text when it goes to a file or a pipe.
-WIDTH = 160
 _VERDICT_STYLE = {"regressed": "bold red", "improved": "bold green", "unchanged": "dim"}
 
 
@@ -162,7 +160,7 @@ def print_diff(result: dict[str, Any], console: Console) -> None:
         console.print(part)
 
 
-def render_text(result: dict[str, Any], width: int = WIDTH) -> str:
+def render_text(result: dict[str, Any], width: int = TextRenderer.width_default) -> str:
     """The text output without colours (files, pipes, tests)."""
     buf = io.StringIO()
     print_diff(result, Console(file=buf, width=width, color_system=None, highlight=False))
