@@ -19,6 +19,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from demo_app.liveness import process_alive
+
 PREFIX = "tkdemo-"
 NETNS_DIR = Path("/run/netns")
 _OWNED = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
@@ -68,15 +70,6 @@ def existing() -> list[str]:
     return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(PREFIX))
 
 
-def _alive(pid: int) -> bool:
-    """Is process ``pid`` running? (A zombie, killed but not yet reaped by its parent, is not.)"""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def kill_processes(name: str) -> None:
     """SIGKILL every process still running inside namespace ``name``."""
     with contextlib.suppress(NetworkError):
@@ -97,7 +90,7 @@ def remove_leftovers() -> list[str]:
     removed = []
     for name in existing():
         match = _OWNED.match(name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or process_alive(int(match.group(1))):
             continue
         delete(name)
         removed.append(name)

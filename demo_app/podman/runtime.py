@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from demo_app import cluster
+from demo_app.liveness import process_alive
 from demo_app.podman import manifests
 from demo_app.podman.engine import (
     NETWORK_PREFIX,
@@ -165,7 +166,7 @@ class PodmanPods:
         self.podman.remove_pods(orphans)
         for network in self.podman.networks():
             pid = network.removeprefix(NETWORK_PREFIX)
-            if pid.isdigit() and (int(pid) == os.getpid() or _pid_alive(int(pid))):
+            if pid.isdigit() and (int(pid) == os.getpid() or process_alive(int(pid))):
                 continue
             self.podman.remove_pods([str(p["Name"]) for p in self.podman.pods(network)])
             self.podman.remove_network(network)
@@ -325,14 +326,4 @@ class PodmanPods:
 def _owner_alive(label: object) -> bool:
     """Is the demo named by an owner label still running? (A label that names no pid: treated as alive.)"""
     text = str(label or "")
-    return not text.isdigit() or _pid_alive(int(text))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return not text.isdigit() or process_alive(int(text))
