@@ -43,7 +43,7 @@ test-fast: $(STAMP)
 # the day a release breaks us, before it reaches a user.
 test-latest: $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(LATEST)
-	$(UV) pip install --quiet --python $(LATEST)/bin/python --upgrade --resolution highest -e '.[grpc,db,dask,netdemo,test,dev]'
+	$(UV) pip install --quiet --python $(LATEST)/bin/python --upgrade --resolution highest -e '.[grpc,db,dask,netdemo,test,bench,dev]'
 	$(LATEST)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Refresh the lock after changing dependencies in pyproject.toml.
