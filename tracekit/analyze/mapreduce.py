@@ -283,20 +283,21 @@ def map_chunk(task: MapTask) -> MapResult:
             stream = _open_range(task.url, task.start)
             closer: Any = stream
             start = task.start
+            size = None
             if stream.read(1) != b"\n":  # the line in progress belongs to the chunk before
                 lines = _Lines(stream, task.name, task.start, None, task.max_line_bytes, writer)
                 lines._skip_rest()
                 start = lines.pos
         else:
             src = open_source(task.url, name=task.name)
-            stream, closer, start = src.stream, src, 0
+            stream, closer, start, size = src.stream, src, 0, src.size
         with closer:
             if task.line_oriented:
                 lines = _Lines(stream, task.name, start, task.end, task.max_line_bytes, writer)
                 for _ in feed_lines(lines, conv, report, task.max_line_bytes, label):
                     writer.end_line()
             elif task.fmt in STREAMED:
-                for _ in feed_stream(stream, conv, label, task.name, report):
+                for _ in feed_stream(stream, conv, label, task.name, report, size):
                     pass
                 writer.end_line()
             else:

@@ -27,10 +27,15 @@ NASTY = (
 )
 
 
-def _values(data: bytes, key: bytes | None, chunk: int) -> list[tuple[str, bytes, int, str]]:
+def _values(
+    data: bytes, key: bytes | None, chunk: int, whole_bytes: int = 0
+) -> list[tuple[str, bytes, int, str]]:
+    """What :func:`iter_values` hands out (by the scanner unless ``whole_bytes`` says otherwise)."""
     return [
         (type(v).__name__, v.data, v.document, v.path if isinstance(v, Element) else "")
-        for v in iter_values(io.BytesIO(data), "f.json", key=key, chunk_bytes=chunk)
+        for v in iter_values(
+            io.BytesIO(data), "f.json", key=key, chunk_bytes=chunk, size=len(data), whole_bytes=whole_bytes
+        )
     ]
 
 
@@ -50,6 +55,45 @@ def test_elements_are_found_whatever_the_chunk_size() -> None:
             json.loads(element[1])  # each is a JSON value on its own
     for chunk in (1, 2, 3, 5, 7, 64):
         assert _values(NASTY, b"data", chunk) == whole, chunk
+
+
+SINGLE = [
+    (
+        b'\xef\xbb\xbf {"total": 2, "data": [ {"traceID": "a]},[{\\"\\\\", "spans": [1]} ,[], 3 ],'
+        b'"errors": null}',
+        b"data",
+    ),
+    (b'[{"id": "]"}, [{"id": 2}] , {}]\n', None),
+    (b'{"data": null, "spans": [{"spanID": "2"}]}', b"data"),
+    (b'{"data": [1], "x": {"data": [2]}}', None),
+    (b"[]", None),
+]
+
+
+@pytest.mark.parametrize(("doc", "key"), SINGLE)
+def test_a_whole_document_is_split_as_the_scanner_splits_it(doc: bytes, key: bytes | None) -> None:
+    """Up to ``whole_bytes`` msgspec splits the document in one pass: the same elements, and the
+    same rest (re-encoded: the same JSON value)."""
+    whole = _values(doc, key, 1 << 20, whole_bytes=len(doc))
+    scanned = _values(doc, key, 5)
+    assert [v for v in whole if v[0] == "Element"] == [v for v in scanned if v[0] == "Element"]
+    assert [(v[0], json.loads(v[1]), v[2]) for v in whole if v[0] == "Rest"] == [
+        (v[0], json.loads(v[1]), v[2]) for v in scanned if v[0] == "Rest"
+    ]
+
+
+@pytest.mark.parametrize("doc", [NASTY, b'{"data": [{"a": 1}, {"b": ', b"[1, 2] x", b'{"data": [1,, 2]}'])
+def test_what_one_pass_cannot_take_goes_to_the_scanner(doc: bytes) -> None:
+    """Several documents, a cut or malformed one: the scanner's values (or its error), unchanged."""
+    try:
+        scanned: object = _values(doc, b"data", 5)
+    except TraceFormatError as exc:
+        scanned = str(exc)
+    try:
+        whole: object = _values(doc, b"data", 1 << 20, whole_bytes=1 << 20)
+    except TraceFormatError as exc:
+        whole = str(exc)
+    assert whole == scanned
 
 
 def test_an_object_without_the_key_is_handed_over_whole() -> None:
@@ -186,7 +230,8 @@ print(done.stderr[-2000:], file=sys.stderr)
 
 READ = """
 import sys
-from tracekit.analyze.readers import read_traces
+from tracekit.analyze.readers import documents, read_traces
+documents.WHOLE_BYTES = int(sys.argv[3])
 spans = sum(len(t.spans) for t in read_traces(sys.argv[1], window_spans=2_000, max_open_spans=20_000))
 assert spans == int(sys.argv[2]), spans
 """
@@ -216,14 +261,18 @@ def large_documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 def test_reading_a_document_holds_the_open_traces_not_the_file(
     fmt: str, large_documents: dict[str, Path]
 ) -> None:
-    """With a window of 2,000 spans the reader holds a few thousand spans at a time: its peak (the
-    interpreter included, about 60 MB measured) stays under three quarters of the file's size.
+    """With a window of 2,000 spans the scanner's reader holds a few thousand spans at a time: its
+    peak (the interpreter included, about 60 MB measured) stays under three quarters of the file's
+    size.
     Decoding the file whole needs the file's bytes and their decoded form at once: more than the
     file's size."""
     doc = large_documents[fmt]
     size = doc.stat().st_size
-    peak = _peak_mb(sys.executable, "-c", READ, str(doc), "85000")
+    peak = _peak_mb(sys.executable, "-c", READ, str(doc), "85000", "0")
     assert peak * 1e6 < 0.75 * size, (peak, size / 1e6)
+    # Up to WHOLE_BYTES the document is held whole while it is split (faster, bounded by that size).
+    held = _peak_mb(sys.executable, "-c", READ, str(doc), "85000", str(size))
+    assert held * 1e6 > size, (held, size / 1e6)
 
 
 @pytest.mark.slow

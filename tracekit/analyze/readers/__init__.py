@@ -156,7 +156,7 @@ def read_traces(
         label = LABELS[fmt]
         line_oriented = is_line_oriented(src.head)
         if reads_as_document(fmt in STREAMED, src.head, line_oriented):
-            for _ in feed_stream(src.stream, conv, label, src.name, report):
+            for _ in feed_stream(src.stream, conv, label, src.name, report, src.size):
                 yield from asm.ready()
         elif line_oriented:
             for _ in feed_lines(src.iter_lines(max_line_bytes), conv, report, max_line_bytes, label):
@@ -202,11 +202,12 @@ STREAMED = (JAEGER, ZIPKIN)
 
 
 def feed_stream(
-    stream: IO[bytes], conv: Any, label: str, name: str, report: WarningReporter
+    stream: IO[bytes], conv: Any, label: str, name: str, report: WarningReporter, size: int | None = None
 ) -> Iterator[None]:
     """Convert a Jaeger or Zipkin document element by element (``documents.py``); yields after each
     element (the caller collects what is complete), so memory follows the traces, not the file.
     A document has no line numbers, even on one line: messages name the element instead.
+    ``size``: the input's size, when known (a small document is split in one pass, not scanned).
 
     An element that cannot be decoded ends the reading: when spans were read before it, they are
     kept and the problem is a warning naming the element (a cut-off download still shows what it
@@ -217,7 +218,7 @@ def feed_stream(
         several).
     """
     try:
-        for item in iter_values(stream, name, key=conv.STREAM_KEY):
+        for item in iter_values(stream, name, key=conv.STREAM_KEY, size=size):
             line = None
             where = f"document {item.document}: " if item.document > 1 else ""
             paused = gc.isenabled()

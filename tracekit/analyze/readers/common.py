@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,7 +91,13 @@ class Source:
     """One input, opened: a display name, its first bytes (for detection) and a buffered stream."""
 
     def __init__(
-        self, name: str, head: bytes, stream: IO[bytes], closers: list[Any], compressed: bool = False
+        self,
+        name: str,
+        head: bytes,
+        stream: IO[bytes],
+        closers: list[Any],
+        compressed: bool = False,
+        size: int | None = None,
     ) -> None:
         self.name = name
         self.head = head
@@ -98,6 +105,8 @@ class Source:
         self._closers = closers
         #: gzip: byte offsets into the stream are not offsets into the file.
         self.compressed = compressed
+        #: Bytes the stream holds, when known before reading it (a plain local file).
+        self.size = size
 
     def close(self) -> None:
         for c in reversed(self._closers):
@@ -191,7 +200,18 @@ def open_source(source: str | os.PathLike[str] | IO[bytes], *, name: str | None 
             c.close()
         raise TraceFormatError(f"cannot read: {_oserror_text(e)}", path=display) from None
     stream = io.BufferedReader(_ChainRaw(head, raw), buffer_size=1 << 20)
-    return Source(display, head, stream, closers, compressed)
+    return Source(display, head, stream, closers, compressed, None if compressed else _file_size(raw))
+
+
+def _file_size(raw: Any) -> int | None:
+    """The size of a regular file read from its start, else None (pipes, sockets, URLs)."""
+    if not isinstance(raw, io.FileIO | io.BufferedReader) or raw is sys.stdin.buffer:
+        return None
+    try:
+        st = os.fstat(raw.fileno())
+    except (OSError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def is_url(path: str) -> bool:
@@ -300,6 +320,39 @@ def normalize_id(value: Any, nbytes: int, *, base64_ok: bool, free_text_ok: bool
     if free_text_ok:
         return _hash_id(value, nbytes)
     raise BadId(f"not hex{' or base64' if base64_ok else ''}: {value!r:.40}")
+
+
+#: ``canonical_ids``: maps a hex digit to "0", a comma to itself and every other byte to "x".
+_CANON_TABLE = bytes(
+    ord("0") if chr(c) in "0123456789abcdef" else ord(",") if c == ord(",") else ord("x") for c in range(256)
+)
+#: What a canonical span id and its separating comma become through ``_CANON_TABLE``.
+_CANON_ID = b"0" * 16 + b","
+#: A span id of zeros: every format reads it as "no parent".
+ZERO_SPAN_ID = "0000000000000000"
+
+
+def canonical_ids(ids: list[Any], zero_ok: bool = True) -> bool:
+    """Whether every id is a span id as :func:`normalize_id` returns it (16 lowercase hex
+    characters), and, unless ``zero_ok``, none is all zeros (read as "no parent").
+
+    The readers' fast paths keep such ids unchanged instead of a ``len``, a ``fromhex`` and a
+    ``lower`` per id: a few passes in C over the ids joined with commas, where ``translate``
+    reduces the text to its shape (hex digit, comma, anything else), which must be exactly
+    "16 hex digits, comma" n times; then 16 zeros in a row can only be a whole id.
+    """
+    n = len(ids)
+    if not n:
+        return True
+    try:
+        text = ",".join(ids)  # TypeError: a missing id, or one written as a number
+    except TypeError:
+        return False
+    if len(text) != 17 * n - 1 or not text.isascii():
+        return False
+    if text.encode("ascii").translate(_CANON_TABLE) != (_CANON_ID * n)[:-1]:
+        return False
+    return zero_ok or ZERO_SPAN_ID not in text
 
 
 def is_all_zero(value: str) -> bool:

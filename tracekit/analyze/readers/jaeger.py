@@ -18,6 +18,7 @@ from tracekit.analyze.readers.common import (
     BadId,
     Micros,
     WarningReporter,
+    canonical_ids,
     is_all_zero,
     looks_hex,
     normalize_id,
@@ -115,6 +116,27 @@ def tags_dict(tags: list[_Tag] | None) -> dict[str, Any]:
     return {t.key: tag_value(t) for t in tags} if tags else {}
 
 
+def _kind(attrs: dict[str, Any]) -> SpanKind:
+    return _KINDS.get(str(attrs.get("span.kind", "")).lower(), SpanKind.UNSPECIFIED)
+
+
+def _events(logs: list[_Log]) -> tuple[Event, ...]:
+    return tuple(
+        Event(name=str(f.get("event", f.get("message", "log"))), time_ns=us_to_ns(lg.timestamp), attributes=f)
+        for lg in logs
+        for f in (tags_dict(lg.fields),)
+    )
+
+
+#: Distinct processes and tag lists a converter shares before it starts again (bounds its memory).
+MAX_SHARED = 16_384
+#: What a span without a process, or without tags, gets (shared: the model's dicts are read-only).
+_NO_PROCESS: tuple[str, dict[str, Any]] = ("unknown", {})
+_NO_TAGS: tuple[dict[str, Any], SpanKind, StatusCode, str] = ({}, SpanKind.UNSPECIFIED, StatusCode.UNSET, "")
+#: Never a trace id as decoded.
+_NO_ID = object()
+
+
 class JaegerConverter:
     """Turns decoded Jaeger documents into model spans (see the module docstring for the mapping)."""
 
@@ -125,7 +147,12 @@ class JaegerConverter:
         self.asm = asm
         self.report = report
         self.spans_ok = 0
-        self._resources: dict[int, tuple[str, dict[str, Any]]] = {}
+        #: Resources by the content of their process (see :meth:`_process`), and span tag lists by
+        #: content -> (attributes, kind, status, message) (see :meth:`_span_tags`).
+        self._resources: dict[Any, tuple[str, dict[str, Any]]] = {}
+        self._shared_tags: dict[Any, tuple[dict[str, Any], SpanKind, StatusCode, str]] = {}
+        #: Trace ids as written -> normalised, for ids that need no warning.
+        self._trace_ids: dict[str, str] = {}
         #: Read element by element, a trace none of whose spans validates is only an error when no
         #: trace of the document validates (as when the document is decoded whole): kept until then.
         self.deferred: tuple[str, msgspec.ValidationError] | None = None
@@ -229,20 +256,167 @@ class JaegerConverter:
         return trace, len(spans)
 
     def _process(self, proc: _Process | None) -> tuple[str, dict[str, Any]]:
+        """A process's service and resource, shared by every process with the same content.
+
+        A query answer repeats the same processes in every trace: sharing their resource lets the
+        rules' per-resource caches and the partition tables (``partitions.py``) work across
+        traces, as they do for OTLP. Tag values are told apart by class too (1, 1.0 and true are
+        equal keys in Python, not the same tag); a value that cannot be a key (a list) is not shared.
+        """
         if proc is None:
-            return "unknown", {}
-        cached = self._resources.get(id(proc))
+            return _NO_PROCESS
+        try:
+            key: Any = (
+                proc.serviceName,
+                *[(t.key, t.type, t.value, t.value.__class__) for t in proc.tags or ()],
+            )
+            cached = self._resources.get(key)
+        except TypeError:
+            key, cached = None, None
         if cached is None:
             res = tags_dict(proc.tags)
             service = proc.serviceName or "unknown"
             res["service.name"] = service
-            cached = self._resources[id(proc)] = (service, res)
+            cached = (service, res)
+            if key is not None:
+                if len(self._resources) >= MAX_SHARED:
+                    self._resources.clear()
+                self._resources[key] = cached
+        return cached
+
+    def _span_tags(self, tags: list[_Tag] | None) -> tuple[dict[str, Any], SpanKind, StatusCode, str]:
+        """A span's attributes with the kind and status they say, shared between spans whose tags
+        are the same (as :meth:`_process`); the model's dicts are read-only."""
+        if not tags:
+            return _NO_TAGS
+        try:
+            key: Any = tuple([(t.key, t.type, t.value, t.value.__class__) for t in tags])
+            cached = self._shared_tags.get(key)
+        except TypeError:
+            key, cached = None, None
+        if cached is None:
+            attrs = tags_dict(tags)
+            cached = (attrs, _kind(attrs), *_status(attrs))
+            if key is not None:
+                if len(self._shared_tags) >= MAX_SHARED:
+                    self._shared_tags.clear()
+                self._shared_tags[key] = cached
         return cached
 
     def _trace(self, tr: _Trace, line: int | None) -> int:
+        """Convert one trace object's spans into the sink, grouped by trace id."""
+        groups: dict[str, list[Span]] = {}
+        roots: set[str] = set()
+        if not self._fast_trace(tr, groups, roots):
+            groups.clear()
+            roots.clear()
+            self._checked_trace(tr, groups, roots, line)
+        if groups:
+            self.asm.add_groups(groups, roots)
+        return sum(map(len, groups.values()))
+
+    def _fast_trace(self, tr: _Trace, groups: dict[str, list[Span]], roots: set[str]) -> bool:
+        """:meth:`_checked_trace` for the common trace, without its per-id checks; ``False`` (and
+        nothing added) as soon as a span would need a warning, a repair or a second look.
+
+        Common means what Jaeger and the OpenTelemetry exporters write: 16-character lowercase hex
+        span ids (checked for the whole trace at once, ``canonical_ids``), a hex trace id, at most
+        one reference, to a span of the same trace, a process that is there, a start after 0 and
+        no negative duration. Only caches are touched until it returns ``True``.
+        """
+        spans = tr.spans
+        if not spans:
+            return True
+        if not canonical_ids([sp.spanID for sp in spans]):
+            return False
         processes = tr.processes or {}
-        self._resources.clear()
-        kept = 0
+        tids = self._trace_ids
+        resources: dict[Any, tuple[str, dict[str, Any]]] = {}
+        raw_tid: Any = _NO_ID
+        tid = ""
+        group: list[Span] = []
+        parents: list[Any] = []
+        for sp in spans:
+            raw = sp.traceID if sp.traceID is not None else tr.traceID
+            if raw != raw_tid or raw.__class__ is not str:
+                if raw.__class__ is not str:
+                    return False
+                known = tids.get(raw)
+                if known is None:
+                    if not looks_hex(raw):
+                        return False
+                    try:
+                        known = normalize_id(raw, 16, base64_ok=False)
+                    except BadId:
+                        return False
+                    if len(tids) >= MAX_SHARED:
+                        tids.clear()
+                    tids[raw] = known
+                raw_tid, tid = raw, known
+                group = groups.get(tid) or groups.setdefault(tid, [])
+            refs = sp.references
+            ref_type = RefType.CHILD_OF
+            if refs:
+                if len(refs) != 1:
+                    return False
+                r = refs[0]
+                if r.traceID is not None and r.traceID != raw_tid:
+                    return False
+                parent = r.spanID
+                if r.refType is not None and r.refType.upper() == "FOLLOWS_FROM":
+                    ref_type = RefType.FOLLOWS_FROM
+            else:
+                parent = sp.parentSpanID
+                if parent in (None, "", 0):
+                    parent = None
+            if parent is not None:
+                parents.append(parent)
+            proc = sp.process
+            if proc is None:
+                proc = processes.get(sp.processID or "")
+                if proc is None and sp.processID:
+                    return False
+            pkey = id(proc)
+            resource = resources.get(pkey)
+            if resource is None:
+                resource = resources[pkey] = self._process(proc)
+            start = sp.startTime
+            if start is None or start <= 0:
+                return False
+            start = us_to_ns(start)
+            duration = us_to_ns(sp.duration)
+            if duration < 0:
+                return False
+            attrs, kind, status, message = self._span_tags(sp.tags)
+            group.append(
+                Span(
+                    tid,
+                    sp.spanID,
+                    parent,
+                    sp.operationName or "",
+                    kind,
+                    start,
+                    start + duration,
+                    resource[0],
+                    status,
+                    message,
+                    attrs,
+                    resource[1],
+                    _events(sp.logs) if sp.logs else (),
+                    (),
+                    ref_type,
+                )
+            )
+            if parent is None:
+                roots.add(tid)
+        # Parent ids are checked at the end, all at once: nothing was added yet.
+        return canonical_ids(parents, zero_ok=False)
+
+    def _checked_trace(
+        self, tr: _Trace, groups: dict[str, list[Span]], roots: set[str], line: int | None
+    ) -> None:
+        """Every span checked one by one: warnings for what is wrong, repairs where possible."""
+        processes = tr.processes or {}
         for sp in tr.spans or ():
             raw_tid = sp.traceID if sp.traceID is not None else tr.traceID
             try:
@@ -264,7 +438,7 @@ class JaegerConverter:
             if proc is None and sp.processID:
                 self.asm.warn(tid, f"span {sid}: processID {sp.processID!r:.40} not in processes")
             service, resource = self._process(proc)
-            attrs = tags_dict(sp.tags)
+            attrs, kind, status, message = self._span_tags(sp.tags)
             if sp.startTime is None or sp.startTime < 0:
                 # It cannot be placed on the timeline: as in OTLP.
                 self.asm.warn(tid, f"span {sid} dropped: field startTime: {sp.startTime!r}, expected a time")
@@ -276,17 +450,6 @@ class JaegerConverter:
             if duration < 0:
                 self.asm.warn(tid, f"span {sid}: negative duration {duration / 1e6:.3f} ms; clamped to zero")
                 duration = 0
-            kind = _KINDS.get(str(attrs.get("span.kind", "")).lower(), SpanKind.UNSPECIFIED)
-            status, message = _status(attrs)
-            events = tuple(
-                Event(
-                    name=str(f.get("event", f.get("message", "log"))),
-                    time_ns=us_to_ns(lg.timestamp),
-                    attributes=f,
-                )
-                for lg in sp.logs or ()
-                for f in (tags_dict(lg.fields),)
-            )
             span = Span(
                 trace_id=tid,
                 span_id=sid,
@@ -300,13 +463,13 @@ class JaegerConverter:
                 status_message=message,
                 attributes=attrs,
                 resource=resource,
-                events=events,
+                events=_events(sp.logs) if sp.logs else (),
                 links=links,
                 ref_type=ref_type,
             )
-            self.asm.add(span)
-            kept += 1
-        return kept
+            groups.setdefault(tid, []).append(span)
+            if parent is None:
+                roots.add(tid)
 
     def _parent(self, sp: _Span, tid: str) -> tuple[str | None, RefType, tuple[Link, ...]]:
         """First CHILD_OF in the same trace is the parent; else the first FOLLOWS_FROM; others are links."""

@@ -43,6 +43,7 @@ from tracekit.analyze.readers.common import (
     MAX_NS,
     BadId,
     WarningReporter,
+    canonical_ids,
     clip,
     normalize_id,
     split_error_path,
@@ -381,38 +382,8 @@ ATTRIBUTE_CACHE_SIZE = 8192
 #: Trace ids remembered across lines (more than the traces open at once in a Collector file).
 TRACE_ID_CACHE_SIZE = 32768
 
-#: A parent span id that means "no parent".
-_ZERO_ID = "0000000000000000"
 #: Never a trace id as decoded (those are str or None).
 _NO_ID = object()
-#: ``_canonical_ids``: maps a hex digit to "0", a comma to itself and every other byte to "x".
-_CANON_TABLE = bytes(
-    ord("0") if chr(c) in "0123456789abcdef" else ord(",") if c == ord(",") else ord("x") for c in range(256)
-)
-#: What a canonical id and its separating comma become through ``_CANON_TABLE``.
-_CANON_ID = b"0" * 16 + b","
-
-
-def _canonical_ids(ids: list[str], zero_ok: bool = True) -> bool:
-    """Whether every id is 16 lowercase hex characters (what ``_spans`` keeps unchanged), and,
-    unless ``zero_ok``, none is all zeros (``_spans`` reads that parent id as "no parent").
-
-    A few passes in C over the ids joined with commas: ``translate`` reduces the text to its
-    shape (hex digit, comma, anything else), which must be exactly "16 hex digits, comma" n times;
-    then 16 zeros in a row can only be a whole id.
-    """
-    n = len(ids)
-    if not n:
-        return True
-    try:
-        text = ",".join(ids)  # TypeError: a span without an id
-    except TypeError:
-        return False
-    if len(text) != 17 * n - 1 or not text.isascii():
-        return False
-    if text.encode("ascii").translate(_CANON_TABLE) != (_CANON_ID * n)[:-1]:
-        return False
-    return zero_ok or _ZERO_ID not in text
 
 
 class OtlpConverter:
@@ -524,7 +495,7 @@ class OtlpConverter:
 
         Nearly every line has only canonical ids (16 lowercase hex characters, as SDKs and the
         Collector write them) and no end before start. The span and parent ids of the whole line
-        are checked at once (``_canonical_ids``) instead of a ``len``, a ``fromhex`` and a ``lower``
+        are checked at once (``canonical_ids``) instead of a ``len``, a ``fromhex`` and a ``lower``
         per id. Anything else (a bad, short, uppercase or base64 id, a time to clamp, a bad trace
         id) sends the line to ``_spans``, which warns and repairs: the result, warnings included, is
         always what ``_spans`` gives, and until then only caches were touched.
@@ -536,13 +507,13 @@ class OtlpConverter:
         for spans, _ in batches:
             sids += [sp.span_id for sp in spans]
             kept += len(spans)
-        if not _canonical_ids(sids):
+        if not canonical_ids(sids):
             return None
         parents: list[str | None] = []
         for spans, _ in batches:
             parents += [sp.parent_span_id for sp in spans]
         # A root has no parent id or an empty one; all zeros (rare) is left to _spans.
-        if not _canonical_ids(list(filter(None, parents)), zero_ok=False):
+        if not canonical_ids(list(filter(None, parents)), zero_ok=False):
             return None
         for spans, resource in batches:
             if not self._fast_spans(spans, resource, style, groups, roots, pending):
