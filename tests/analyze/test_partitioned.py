@@ -218,7 +218,10 @@ def _partitioned(paths: list[Path], tmp: Path, executor: object = None, **plan: 
     storage = tmp / f"storage-{len(list(tmp.iterdir()))}"
     storage.mkdir()
     request = Request(
-        [str(p) for p in paths], chunk_bytes=plan.get("chunk"), partitions=plan.get("partitions")
+        [str(p) for p in paths],
+        chunk_bytes=plan.get("chunk"),
+        partitions=plan.get("partitions"),
+        warning_limit=plan.get("warning_limit", 10),
     )
     outcome = execute(request, executor or InProcess(), str(storage))
     out = io.BytesIO()
@@ -479,3 +482,53 @@ def test_inputs_and_storage_as_fsspec_urls(tmp_path: Path, truth_traces: list) -
     assert memory.ls("/tracekit-test/run")  # streams and results went there
     remove_storage(storage)
     assert not memory.exists("/tracekit-test/run")
+
+
+def _jaeger_document_with_flaws(truth_traces: list, stop_at: int | None) -> dict:
+    """The truth traces as one Jaeger document, with what other writers get wrong: ids that are
+    not hex, a process that is missing, a trace all of whose spans are dropped, and (``stop_at``)
+    a trace object the reader cannot take, which ends the reading."""
+    doc = to_jaeger([b.spans for b in truth_traces])
+    data = doc["data"]
+    data[3]["spans"][0]["spanID"] = "span-one"
+    data[5]["spans"][1]["processID"] = "nowhere"
+    for span in data[8]["spans"]:
+        span["startTime"] = -1
+    if stop_at is not None:
+        data.insert(stop_at, {"traceID": "ab" * 16, "spans": "not a list"})
+    return doc
+
+
+@pytest.mark.parametrize("stop_at", [None, 0, 17])
+def test_a_jaeger_document_shared_by_several_map_tasks_same_report(
+    tmp_path: Path, truth_traces: list, stop_at: int | None
+) -> None:
+    """Up to one map task per worker reads a Jaeger document, each converting every n-th trace: the
+    report, the warnings (in order) and the errors are those of one task reading it all, whether
+    the reading goes to the end, stops on the first trace (nothing usable: the error) or in the
+    middle (what came before, with a warning)."""
+    path = tmp_path / "jaeger.json"
+    path.write_text(json.dumps(_jaeger_document_with_flaws(truth_traces, stop_at)))
+
+    def run_with(workers: int) -> tuple[bytes, list[str], list[str], int]:
+        executor = InProcess()
+        executor.workers = workers  # type: ignore[misc]  # a plan for that many, run here
+        report, outcome = _partitioned([path], tmp_path, executor, chunk=512, partitions=3, warning_limit=100)
+        return report, outcome.warnings, outcome.errors, outcome.chunks  # type: ignore[attr-defined]
+
+    reference = run_with(1)
+    assert reference[3] == 1
+    for workers in (2, 3):
+        report, warnings, errors, chunks = run_with(workers)
+        assert chunks == workers
+        assert (report, warnings, errors) == reference[:3]
+    report, warnings, errors, _ = reference
+    if stop_at == 0:
+        assert len(errors) == 1 and "$.data[0]" in errors[0] and not json.loads(report)["traces"]
+    else:
+        assert not errors
+        assert any("not hex" in w for w in warnings) and any("nowhere" in w for w in warnings)
+        stopped = [w for w in warnings if "the rest of the document was not read" in w]
+        assert len(stopped) == (stop_at is not None)
+        traces = json.loads(report)["traces"]
+        assert len(traces) == (stop_at or len(truth_traces)) - 1  # the dropped trace

@@ -36,6 +36,7 @@ from typing import IO, Any
 from tracekit.analyze.api import Analysis, Selection
 from tracekit.analyze.partitions import PartitionWriter, Place, read_groups
 from tracekit.analyze.processors.aggregates import Aggregator
+from tracekit.analyze.readers import DocumentEnd
 from tracekit.analyze.readers.assemble import OpenTrace, resolve_zero_starts
 from tracekit.analyze.readers.common import (
     DEFAULT_MAX_LINE_BYTES,
@@ -137,6 +138,9 @@ class MapTask:
     partitions: int
     storage: str
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    #: ``(k, n)``: of a whole document, convert every n-th element from the k-th (several map
+    #: tasks share one document; ``readers.read_document``).
+    part: tuple[int, int] = (0, 1)
 
 
 @dataclass
@@ -157,6 +161,8 @@ class MapResult:
     error: str | None = None
     max_rss_kb: int = 0
     fatal: str | None = None
+    #: How a document's reading ended (the merge decides, knowing every part's spans).
+    document_end: DocumentEnd | None = None
 
 
 def stream_url(storage: str, chunk: int, partition: int) -> str:
@@ -253,7 +259,7 @@ def map_chunk(task: MapTask) -> MapResult:
         converter_for,
         feed_document,
         feed_lines,
-        feed_stream,
+        read_document,
     )
     from tracekit.analyze.readers.detect import strip_bom
 
@@ -278,6 +284,7 @@ def map_chunk(task: MapTask) -> MapResult:
     label = LABELS[task.fmt]
     lines: _Lines | None = None
     error = None
+    document_end = None
     try:
         if task.start > 0:
             stream = _open_range(task.url, task.start)
@@ -297,7 +304,17 @@ def map_chunk(task: MapTask) -> MapResult:
                 for _ in feed_lines(lines, conv, report, task.max_line_bytes, label):
                     writer.end_line()
             elif task.fmt in STREAMED:
-                for _ in feed_stream(stream, conv, label, task.name, report, size):
+                document_end = DocumentEnd()
+
+                def at(seq: int) -> None:
+                    # A document's traces are placed by element number; warnings about traces
+                    # with no span left travel at the end of their element, as at a line's end.
+                    writer.end_line()
+                    writer.offset = seq
+
+                for _ in read_document(
+                    stream, conv, label, task.name, document_end, size=size, part=task.part, at=at
+                ):
                     pass
                 writer.end_line()
             else:
@@ -325,6 +342,7 @@ def map_chunk(task: MapTask) -> MapResult:
         first_error=report.first,
         error=error,
         max_rss_kb=_max_rss_kb(),
+        document_end=document_end,
     )
 
 
@@ -456,7 +474,9 @@ def reduce_partition(task: ReduceTask) -> ReduceResult:
     out = open_write(result_url) if result_url is not None else None
     try:
         buf = bytearray()
-        for (f, trace_id), (place, o) in gathered.items():
+        # Read order: the streams come in chunk order, but the parts of a shared document interleave
+        # (timsort takes the usual, already ordered case in one pass).
+        for (f, trace_id), (place, o) in sorted(gathered.items(), key=_place_of):
             if o.zero_starts:
                 resolve_zero_starts(o)
             if not o.spans:  # every span was dropped: the reader's warnings are about the input
@@ -504,6 +524,10 @@ def reduce_partition(task: ReduceTask) -> ReduceResult:
         selection=_portable(analysis.selection()) if keep is not None else None,
         max_rss_kb=_max_rss_kb(),
     )
+
+
+def _place_of(item: tuple[tuple[int, str], tuple[Place, OpenTrace]]) -> Place:
+    return item[1][0]
 
 
 def _portable(selection: Selection) -> Selection:

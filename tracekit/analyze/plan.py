@@ -6,7 +6,11 @@ first span, see ``mapreduce.py``), only how the work is spread:
 
 - **chunks**: a plain (uncompressed) line-oriented file larger than :data:`CHUNK_BYTES` is cut
   into byte ranges, each mapped on its own (a line belongs to the range it starts in); gzip
-  files and whole-document files are one chunk each (a gzip stream cannot be entered midway);
+  files are one chunk each (a gzip stream cannot be entered midway). A whole document cannot be
+  cut (where an element starts is known only by reading from the start): a Jaeger document is
+  shared by one map task per chunk of its size, at most one per worker, each reading all of it
+  and converting every n-th trace (``readers.read_document``); a Zipkin document is one map
+  task (the halves of a shared span, anywhere in it, are merged);
 - **partitions**: enough that one partition's traces fit a worker's memory comfortably
   (:data:`PARTITION_BYTES` of input each, a gzip file counted at :data:`GZIP_RATIO` times its
   size), and at least one per worker so that every worker has a reduce to run;
@@ -23,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tracekit.analyze.mapreduce import MapTask, join, open_write
-from tracekit.analyze.readers import STREAMED, forced_format
+from tracekit.analyze.readers import SLICEABLE, STREAMED, forced_format
 from tracekit.analyze.readers.common import DEFAULT_MAX_LINE_BYTES, is_url, open_source
 from tracekit.analyze.readers.detect import detect_format, is_line_oriented
 from tracekit.analyze.readers.documents import reads_as_document
@@ -208,21 +212,26 @@ def make_plan(
         starts = [0]
         if item.line_oriented and not item.compressed and item.size and item.size > chunk:
             starts = list(range(0, item.size, chunk))
+        parts = 1
+        if not item.line_oriented and item.fmt in SLICEABLE and item.size:
+            parts = max(1, min(workers, -(-item.size // chunk)))
         for k, start in enumerate(starts):
             end = starts[k + 1] if k + 1 < len(starts) else None
-            maps.append(
-                MapTask(
-                    chunk=len(maps),
-                    file=item.index,
-                    url=item.url,
-                    name=item.name,
-                    fmt=item.fmt,
-                    line_oriented=item.line_oriented,
-                    start=start,
-                    end=end,
-                    partitions=partitions,
-                    storage=storage,
-                    max_line_bytes=max_line_bytes,
+            for part in range(parts):
+                maps.append(
+                    MapTask(
+                        chunk=len(maps),
+                        file=item.index,
+                        url=item.url,
+                        name=item.name,
+                        fmt=item.fmt,
+                        line_oriented=item.line_oriented,
+                        start=start,
+                        end=end,
+                        partitions=partitions,
+                        storage=storage,
+                        max_line_bytes=max_line_bytes,
+                        part=(part, parts),
+                    )
                 )
-            )
     return Plan(inputs, found.errors, maps, partitions, storage, found.names)

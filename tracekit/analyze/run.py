@@ -461,7 +461,7 @@ def _merge_warnings(
     A file's warnings come in the order of the place they concern (a line, or a trace's first
     span); the readers' cap (the first 50 per file, then a count) applies per file.
     """
-    from tracekit.analyze.readers import LABELS, unusable_error
+    from tracekit.analyze.readers import LABELS, document_verdict, unusable_error
     from tracekit.analyze.readers.common import MAX_REPORTED_WARNINGS
 
     by_file: dict[int, list[Any]] = {}
@@ -478,18 +478,33 @@ def _merge_warnings(
         total = 0
         first_error = None
         spans_ok = 0
+        first_place: tuple[int, int] | None = None
+        document_end = None
         for m in sorted(chunks, key=lambda m: m.chunk):
             for seq, (line, offset, message) in enumerate(m.warnings):
                 where = name if line is None else f"{name}:{base + line}"
                 shown.append(((f, offset, -1, seq), f"{where}: {message}"))
-            if first_error is None and m.first_error is not None:
-                line, _, message = m.first_error
-                first_error = (None if line is None else base + line, message)
+            if m.first_error is not None:
+                # the first in the file: chunks of lines follow each other, parts of a document
+                # interleave (their places are element numbers)
+                line, offset, message = m.first_error
+                if first_place is None or (offset, m.chunk) < first_place:
+                    first_place = (offset, m.chunk)
+                    first_error = (None if line is None else base + line, message)
             total += m.warning_count
             spans_ok += m.spans_ok
             if m.error is not None and f not in errors:
                 errors[f] = m.error
+            if m.document_end is not None and document_end is None:
+                document_end = m.document_end  # every part of a document ends alike
             base += m.lines
+        if document_end is not None:
+            error, warning = document_verdict(document_end, spans_ok, name)
+            if error is not None and f not in errors:
+                errors[f] = str(error)
+            if warning is not None:
+                total += 1
+                shown.append(((f, document_end.stop_at or 0, -1, _END), f"{name}: {warning}"))
         for r in reduces:
             total += r.input_warning_count.get(f, 0)
             shown.extend(item for item in r.input_warnings if item[0][0] == f)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 import msgspec
@@ -199,57 +200,135 @@ def unusable_error(
 
 #: Formats whose documents are read element by element (``documents.py``).
 STREAMED = (JAEGER, ZIPKIN)
+#: Formats whose document elements convert on their own (a Jaeger trace object), so that several
+#: workers can share a document, each converting every n-th element (:func:`read_document`).
+#: Zipkin's cannot: the halves of a shared span, in different elements, are merged.
+SLICEABLE = (JAEGER,)
+
+
+@dataclass
+class DocumentEnd:
+    """How a document's reading ended, for :func:`document_verdict` (plain data: a map task
+    returns it to the merge, which knows the spans of every slice of the document)."""
+
+    #: An element that could not be decoded stopped the reading: the number of the last element
+    #: read, and what was wrong (without the file's name).
+    stop_at: int | None = None
+    stop: str | None = None
+    #: A trace none of whose spans validates: the error if no span of the document is usable.
+    deferred: str | None = None
+
+
+def document_verdict(
+    end: DocumentEnd, spans_ok: int, name: str
+) -> tuple[TraceFormatError | None, str | None]:
+    """``(error, warning)`` for the document ``name`` whose reading ended as ``end`` with
+    ``spans_ok`` usable spans: a stop is the error when nothing usable came before it (as for any
+    input), else a warning (a cut-off download still shows what it holds, as a bad line of a JSONL
+    file does)."""
+    if end.stop is not None:
+        if spans_ok == 0:
+            return TraceFormatError(end.stop, path=name), None
+        return None, f"{end.stop}; the rest of the document was not read"
+    if spans_ok == 0 and end.deferred is not None:
+        return TraceFormatError(end.deferred, path=name), None
+    return None, None
 
 
 def feed_stream(
     stream: IO[bytes], conv: Any, label: str, name: str, report: WarningReporter, size: int | None = None
 ) -> Iterator[None]:
-    """Convert a Jaeger or Zipkin document element by element (``documents.py``); yields after each
-    element (the caller collects what is complete), so memory follows the traces, not the file.
-    A document has no line numbers, even on one line: messages name the element instead.
-    ``size``: the input's size, when known (a small document is split in one pass, not scanned).
-
-    An element that cannot be decoded ends the reading: when spans were read before it, they are
-    kept and the problem is a warning naming the element (a cut-off download still shows what it
-    holds, as a bad line of a JSONL file does); otherwise it is the error.
+    """Convert a Jaeger or Zipkin document element by element (:func:`read_document`); yields after
+    each element (the caller collects what is complete), so memory follows the traces, not the file.
 
     :raises TraceFormatError: nothing usable before the element or document that cannot be decoded
         (the message names the element's place, ``$.data[3]``, and the document when there are
-        several).
+        several); a warning when spans came before it.
     """
+    end = DocumentEnd()
+    yield from read_document(stream, conv, label, name, end, size=size)
+    error, warning = document_verdict(end, conv.spans_ok, name)
+    if warning is not None:
+        report.warn(warning)
+        yield
+    if error is not None:
+        raise error
+
+
+class _Muted(WarningReporter):
+    """What a slice reports about elements it does not convert: nothing (their owner reports)."""
+
+    def __init__(self) -> None:
+        super().__init__("", None)
+
+    def warn(self, message: str, *, line: int | None = None) -> None:
+        pass
+
+
+def read_document(
+    stream: IO[bytes],
+    conv: Any,
+    label: str,
+    name: str,
+    end: DocumentEnd,
+    *,
+    size: int | None = None,
+    part: tuple[int, int] = (0, 1),
+    at: Callable[[int], None] | None = None,
+) -> Iterator[None]:
+    """Read a document element by element (``documents.py``) into ``conv``; how it ended goes to
+    ``end``. A document has no line numbers, even on one line: messages name the element instead.
+    ``size``: the input's size, when known (a small document is split in one pass, not scanned).
+
+    ``part=(k, n)``: convert only the elements (and rests) numbered k, k+n, k+2n... in read order;
+    the others are decoded, so that every part stops where a whole reading would, but neither
+    converted nor reported (:data:`SLICEABLE` formats only). ``at`` is told each element's number
+    before it is converted (the partitioned analysis places traces by it).
+
+    An element that cannot be decoded ends the reading (see :func:`document_verdict`).
+    """
+    k, n = part
+    seq = -1
+    muted = _Muted()
+    report = conv.report
     try:
         for item in iter_values(stream, name, key=conv.STREAM_KEY, size=size):
-            line = None
+            seq += 1
+            owned = seq % n == k
+            if owned and at is not None:
+                at(seq)
+            conv.report, conv.skip = (report, False) if owned else (muted, True)
             where = f"document {item.document}: " if item.document > 1 else ""
             paused = gc.isenabled()
             if paused:
                 gc.disable()  # as in feed_lines: the decoded containers hold no cycles
             try:
                 if isinstance(item, Element):
-                    conv.feed_element(item.data, item.index, item.path, line)
+                    conv.feed_element(item.data, item.index, item.path, None)
                 else:
                     if not item.streamed or item.data.lstrip()[:1] == b"{":
-                        conv.feed(item.data, line)
+                        conv.feed(item.data, None)
                     conv.end_document()
             except DECODE_ERRORS as e:
-                at = item.path if isinstance(item, Element) else "$"
+                at_path = item.path if isinstance(item, Element) else "$"
                 raise TraceFormatError(
-                    f"{label}: {where}{element_error(e, item.data, at)}", path=name
+                    f"{label}: {where}{element_error(e, item.data, at_path)}", path=name
                 ) from None
             finally:
                 if paused:
                     gc.enable()
-            yield
+            if owned:
+                yield
     except TraceFormatError as exc:
+        conv.report, conv.skip = report, False
         conv.end_document()  # what was read before the problem
-        if conv.spans_ok == 0:
-            raise
-        report.warn(f"{exc.detail}; the rest of the document was not read")
-        yield
+        end.stop_at, end.stop = max(seq, 0), exc.detail
         return
-    if conv.spans_ok == 0 and conv.deferred is not None:
-        at, first = conv.deferred
-        raise TraceFormatError(f"{label}: {element_error(first, b'', at)}", path=name)
+    finally:
+        conv.report, conv.skip = report, False
+    if conv.deferred is not None:
+        at_path, first = conv.deferred
+        end.deferred = f"{label}: {element_error(first, b'', at_path)}"
 
 
 def element_error(e: BaseException, data: bytes, at: str) -> str:

@@ -142,6 +142,9 @@ class JaegerConverter:
 
     #: The array of a top-level object read element by element (``documents.py``).
     STREAM_KEY = b"data"
+    #: Decode and check, but convert nothing: another worker converts this element
+    #: (``readers.read_document``). Set by the caller around each element.
+    skip = False
 
     def __init__(self, asm: SpanSink, report: WarningReporter) -> None:
         self.asm = asm
@@ -174,6 +177,8 @@ class JaegerConverter:
                 if self.deferred is None:
                     self.deferred = (path, exc)
                 return 0
+        if self.skip:
+            return 0
         kept = self._trace(tr, line)
         self.spans_ok += kept
         return kept
@@ -200,6 +205,8 @@ class JaegerConverter:
             raise ValueError("no field data or spans (not a Jaeger trace document)")
         if isinstance(doc, _Envelope) and doc.errors:
             self.report.warn(f"the document reports errors: {str(doc.errors)[:200]}", line=line)
+        if self.skip:
+            return 0
         kept = 0
         for tr in traces:
             kept += self._trace(tr, line)

@@ -111,6 +111,8 @@ class ZipkinConverter:
 
     #: A top-level array is read element by element (``documents.py``); objects have no key to stream.
     STREAM_KEY = None
+    #: Never set: a Zipkin document is not shared between workers (``readers.SLICEABLE``).
+    skip = False
 
     def __init__(
         self,
