@@ -532,3 +532,32 @@ def test_a_jaeger_document_shared_by_several_map_tasks_same_report(
         assert len(stopped) == (stop_at is not None)
         traces = json.loads(report)["traces"]
         assert len(traces) == (stop_at or len(truth_traces)) - 1  # the dropped trace
+
+
+def test_a_shared_jaeger_document_with_no_valid_span_is_the_first_traces_error(
+    tmp_path: Path, truth_traces: list
+) -> None:
+    """Traces none of whose spans validates are noted by the part that converts them; with no
+    usable span in the whole document the error names the first of them, whatever the parts."""
+    doc = to_jaeger([b.spans for b in truth_traces[:9]])
+    for trace in doc["data"][2:]:
+        for span in trace["spans"]:
+            span["duration"] = "long"
+    # The first trace has no spans (nothing to note): the first broken one is the second element,
+    # which the second of two parts converts.
+    broken = {"data": [{"traceID": "ab" * 16, "spans": []}, *doc["data"][2:]]}
+    path = tmp_path / "jaeger.json"
+    for document, error in ((doc, None), (broken, "$.data[1].spans[0].duration")):
+        path.write_text(json.dumps(document))
+        results = []
+        for workers in (1, 2, 3):
+            executor = InProcess()
+            executor.workers = workers  # type: ignore[misc]
+            report, outcome = _partitioned([path], tmp_path, executor, chunk=256, partitions=2)
+            results.append((report, outcome.warnings, outcome.errors))  # type: ignore[attr-defined]
+        assert results[1] == results[0] and results[2] == results[0]
+        errors = results[0][2]
+        if error is None:
+            assert not errors and len(json.loads(results[0][0])["traces"]) == 2
+        else:
+            assert len(errors) == 1 and error in errors[0], errors

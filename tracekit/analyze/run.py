@@ -461,7 +461,7 @@ def _merge_warnings(
     A file's warnings come in the order of the place they concern (a line, or a trace's first
     span); the readers' cap (the first 50 per file, then a count) applies per file.
     """
-    from tracekit.analyze.readers import LABELS, document_verdict, unusable_error
+    from tracekit.analyze.readers import LABELS, DocumentEnd, document_verdict, unusable_error
     from tracekit.analyze.readers.common import MAX_REPORTED_WARNINGS
 
     by_file: dict[int, list[Any]] = {}
@@ -479,7 +479,7 @@ def _merge_warnings(
         first_error = None
         spans_ok = 0
         first_place: tuple[int, int] | None = None
-        document_end = None
+        ends = []
         for m in sorted(chunks, key=lambda m: m.chunk):
             for seq, (line, offset, message) in enumerate(m.warnings):
                 where = name if line is None else f"{name}:{base + line}"
@@ -495,10 +495,11 @@ def _merge_warnings(
             spans_ok += m.spans_ok
             if m.error is not None and f not in errors:
                 errors[f] = m.error
-            if m.document_end is not None and document_end is None:
-                document_end = m.document_end  # every part of a document ends alike
+            if m.document_end is not None:
+                ends.append(m.document_end)
             base += m.lines
-        if document_end is not None:
+        if ends:
+            document_end = DocumentEnd.of_parts(ends)
             error, warning = document_verdict(document_end, spans_ok, name)
             if error is not None and f not in errors:
                 errors[f] = str(error)

@@ -215,8 +215,21 @@ class DocumentEnd:
     #: read, and what was wrong (without the file's name).
     stop_at: int | None = None
     stop: str | None = None
-    #: A trace none of whose spans validates: the error if no span of the document is usable.
+    #: The first trace none of whose spans validates, and its element's number: the error if no
+    #: span of the document is usable. Only the part that converts the element sees it.
     deferred: str | None = None
+    deferred_at: int | None = None
+
+    @staticmethod
+    def of_parts(ends: list[DocumentEnd]) -> DocumentEnd:
+        """How the reading of a document shared by several parts ended: where they all stopped,
+        and the first trace with no valid span that any of them saw."""
+        end = DocumentEnd(ends[0].stop_at, ends[0].stop)
+        seen = [e for e in ends if e.deferred_at is not None]
+        if seen:
+            first = min(seen, key=lambda e: e.deferred_at or 0)
+            end.deferred, end.deferred_at = first.deferred, first.deferred_at
+        return end
 
 
 def document_verdict(
@@ -305,6 +318,8 @@ def read_document(
             try:
                 if isinstance(item, Element):
                     conv.feed_element(item.data, item.index, item.path, None)
+                    if end.deferred_at is None and conv.deferred is not None:
+                        end.deferred_at = seq
                 else:
                     if not item.streamed or item.data.lstrip()[:1] == b"{":
                         conv.feed(item.data, None)

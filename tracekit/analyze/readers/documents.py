@@ -134,6 +134,7 @@ def _key_before(text: bytes) -> bytes | None:
     return m.group(1) if m else None
 
 
+_LEADING_WS = re.compile(rb"[ \t\r\n]*")
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _RAW_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
@@ -211,7 +212,9 @@ class _Prefixed:
 def _split_whole(data: bytes, key: bytes | None) -> Iterator[Element | Rest] | None:
     """:func:`iter_values`'s values of one whole document, or None when msgspec cannot take it in
     one pass (the scanner then reads it and names what is wrong)."""
-    start = data.lstrip(_WS)[:1]
+    blank = _LEADING_WS.match(data)  # no copy of the document, as lstrip would make
+    first = blank.end() if blank else 0
+    start = data[first : first + 1]
     try:
         if start == b"[":
             return _elements(_RAW_LIST.decode(data), "$", b"[]")
