@@ -138,8 +138,10 @@ def test_the_ingress_reaches_pod_ips_on_the_demo_network(baseline: Outcome) -> N
 
 
 def test_pod_failure_stops_a_real_container_and_is_blamed_on_the_service() -> None:
-    # As fast as the pods answer (8 at a time): requests are in flight to the victim when it dies.
-    outcome = podman_run("pod-failure", requests=80, replicas=2, rate=0.0)
+    # Paced (50/s): the run goes on for about a second after the kill, so requests are routed to
+    # the victim after it died. Unpaced, the last 48 requests can all be answered while `podman kill`
+    # is still on its way, and nothing fails.
+    outcome = podman_run("pod-failure", requests=80, replicas=2)
     assert_nothing_lost(outcome)
     victim = outcome.verdict["killed_pods"]
     assert len(victim) == 1 and victim[0] in outcome.run.podman.pod_names()
@@ -217,8 +219,8 @@ def test_with_the_pod_network_podmans_pods_are_the_endpoints_behind_the_service_
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    # As fast as the pods answer (8 at a time): requests are in flight to the victim when it dies.
-    outcome = podman_run("pod-failure", requests=80, replicas=2, network="netns", rate=0.0)
+    # Paced, as above: requests reach the victim after it died.
+    outcome = podman_run("pod-failure", requests=80, replicas=2, network="netns")
     assert_nothing_lost(outcome)
     ips = outcome.run.podman.pod_ips
     assert set(ips) == set(outcome.run.pods)
