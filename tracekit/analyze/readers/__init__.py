@@ -311,7 +311,6 @@ def read_document(
             if owned and at is not None:
                 at(seq)
             conv.report, conv.skip = (report, False) if owned else (muted, True)
-            where = f"document {item.document}: " if item.document > 1 else ""
             paused = gc.isenabled()
             if paused:
                 gc.disable()  # as in feed_lines: the decoded containers hold no cycles
@@ -326,6 +325,7 @@ def read_document(
                     conv.end_document()
             except DECODE_ERRORS as e:
                 at_path = item.path if isinstance(item, Element) else "$"
+                where = f"document {item.document}: " if item.document > 1 else ""
                 raise TraceFormatError(
                     f"{label}: {where}{element_error(e, item.data, at_path)}", path=name
                 ) from None
