@@ -327,7 +327,7 @@ def read_document(
                 at_path = item.path if isinstance(item, Element) else "$"
                 where = f"document {item.document}: " if item.document > 1 else ""
                 raise TraceFormatError(
-                    f"{label}: {where}{element_error(e, item.data, at_path)}", path=name
+                    f"{label}: {where}{element_error(e, bytes(item.data), at_path)}", path=name
                 ) from None
             finally:
                 if paused:

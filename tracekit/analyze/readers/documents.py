@@ -50,7 +50,8 @@ _MAX_DEPTH = 2
 class Element:
     """One element of the streamed array: its bytes, its index, which document it belongs to."""
 
-    data: bytes
+    #: The element's bytes (a view of the document when it was split in one pass).
+    data: bytes | memoryview
     index: int
     document: int
     #: Where it sits, as a JSON path (``$.data[3]``, ``$[3]``): messages name the element.
@@ -136,7 +137,10 @@ def _key_before(text: bytes) -> bytes | None:
 
 _LEADING_WS = re.compile(rb"[ \t\r\n]*")
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
-_RAW_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+#: A top-level object in one pass: its arrays as lists of raw elements, its objects' values raw.
+_TOP_OBJECT = msgspec.json.Decoder(
+    dict[str, list[msgspec.Raw] | dict[str, msgspec.Raw] | str | int | float | bool | None]
+)
 
 
 def iter_values(
@@ -220,21 +224,20 @@ def _split_whole(data: bytes, key: bytes | None) -> Iterator[Element | Rest] | N
             return _elements(_RAW_LIST.decode(data), "$", b"[]")
         if start != b"{":
             return None
-        fields = _RAW_OBJECT.decode(data)
+        fields = _TOP_OBJECT.decode(data)
         name = key.decode("utf-8", "replace") if key is not None else ""
-        streamed = fields.get(name) if key is not None else None
-        if streamed is None or memoryview(streamed)[:1] != b"[":
+        elements = fields.get(name) if key is not None else None
+        if not isinstance(elements, list):
             return iter([Rest(bytes(msgspec.json.decode(data, type=msgspec.Raw)), 1, False)])
-        elements = _RAW_LIST.decode(streamed)
     except (msgspec.MsgspecError, RecursionError):  # msgspec stops deep nesting with the latter
         return None
-    fields[name] = msgspec.Raw(b"[]")
+    fields[name] = []
     return _elements(elements, f"$.{name}", msgspec.json.encode(fields))
 
 
 def _elements(elements: list[Any], prefix: str, rest: bytes) -> Iterator[Element | Rest]:
     for index, raw in enumerate(elements):
-        yield Element(bytes(raw), index, 1, f"{prefix}[{index}]")
+        yield Element(memoryview(raw), index, 1, f"{prefix}[{index}]")  # a view: no copy
     yield Rest(rest, 1, True)
 
 
