@@ -201,12 +201,18 @@ def make_plan(
     """
     inputs = found.inputs
     total = sum((item.size or 0) * (GZIP_RATIO if item.compressed else 1) for item in inputs)
+    workers = max(1, workers)
     if partitions is None:
-        partitions = max(workers, min(MAX_PARTITIONS, -(-total // PARTITION_BYTES)), 1)
+        # A multiple of the workers: with 9 partitions on 2 workers the last one runs alone while
+        # the other worker idles (about half a partition's time lost on 1M spans).
+        needed = max(1, -(-total // PARTITION_BYTES))
+        partitions = min(max(MAX_PARTITIONS // workers, 1) * workers, workers * -(-needed // workers))
     chunk = chunk_bytes
     if chunk is None:
-        # Ranges small enough that every worker gets one, not so small that starting them dominates.
-        chunk = max(1 << 20, min(CHUNK_BYTES, -(-total // max(1, workers))))
+        # Ranges small enough that every worker gets one, not so small that starting them dominates,
+        # and of one size, so that the workers take as many each.
+        rounds = -(-total // (workers * CHUNK_BYTES))
+        chunk = max(1 << 20, -(-total // (workers * max(1, rounds))))
     maps: list[MapTask] = []
     for item in inputs:
         starts = [0]
