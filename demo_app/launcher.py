@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from demo_app import cluster
+from demo_app.liveness import OWNER_ENV, stop_orphans
 from demo_app.network import Network, dns, netns, plan
 from demo_app.readiness import Prober, ProbeTarget
 from demo_app.scenarios import Scenario
@@ -87,6 +88,8 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self._logs: list[IO[str]] = []
         _groups.add(self)
+        #: Processes of runs killed before they could stop them (``liveness.stop_orphans``).
+        self.orphans_stopped = stop_orphans()
 
     def spawn(
         self,
@@ -102,6 +105,7 @@ class Processes:
         """Start ``python -m module args`` (or ``command``), inside network namespace ``netns`` if given."""
         log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 (closed in close())
         self._logs.append(log)
+        env = {**env, OWNER_ENV: str(os.getpid())}  # the next run stops it if this one is killed
         argv = command if command is not None else [sys.executable, "-m", module, *args]
         if netns is not None:
             argv = ["ip", "netns", "exec", netns, *argv]
@@ -341,6 +345,8 @@ class Demo:
         zone = {host: plan.LOAD_BALANCER_IP if net else "127.0.0.1"} if scenario.dns_record else {}
         with contextlib.ExitStack() as stack:
             try:
+                if procs.orphans_stopped:
+                    self._event(f"stopped {len(procs.orphans_stopped)} process(es) a killed run left behind")
                 if net is not None:
                     _networks.add(net)
                     stack.callback(net.close)

@@ -254,6 +254,10 @@ def test_what_a_killed_run_left_is_removed_by_the_next_one(podman_ready: Podman,
             break
     proc.kill()  # SIGKILL: no clean-up of its own
     proc.communicate(timeout=60)
+    from demo_app.liveness import orphans, process_alive, stop_orphans
+
+    left_running = [pid for pid in orphans() if _owner_of(pid) == proc.pid]
+    assert left_running  # the ingress and the load generator, on the host
     network = f"{NETWORK_PREFIX}{proc.pid}"
     assert network in podman_ready.networks()
     left = [
@@ -266,3 +270,19 @@ def test_what_a_killed_run_left_is_removed_by_the_next_one(podman_ready: Podman,
 
     PodmanPods(kit, tmp_path).remove_orphans()
     assert_nothing_left(podman_ready)
+    assert set(left_running) <= set(stop_orphans())  # what the next run does first
+    deadline = time.monotonic() + 10
+    while any(map(process_alive, left_running)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in left_running if process_alive(pid)]
+
+
+def _owner_of(pid: int) -> int | None:
+    from demo_app.liveness import OWNER_ENV
+
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    marker = f"{OWNER_ENV}=".encode()
+    return next((int(item[len(marker) :]) for item in environ if item.startswith(marker)), None)
