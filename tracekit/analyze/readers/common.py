@@ -77,7 +77,8 @@ class _ChainRaw(io.RawIOBase):
         if self._head:
             n = min(len(b), len(self._head))
             b[:n] = self._head[:n]
-            self._head = self._head[n:]
+            # an empty slice would still hold the head's bytes: let them go once replayed
+            self._head = self._head[n:] if n < len(self._head) else memoryview(b"")
             return n
         data = self._rest.read(len(b))
         if not data:
@@ -188,18 +189,18 @@ def open_source(source: str | os.PathLike[str] | IO[bytes], *, name: str | None 
         raw = source
         display = name or str(getattr(source, "name", "<stream>"))
     try:
-        magic = _read_exact(raw, 2)
+        magic = read_exact(raw, 2)
         if magic == GZIP_MAGIC:
             raw = gzip.GzipFile(fileobj=_PrefixedReader(magic, raw), mode="rb")
             closers.append(raw)
             magic = b""
             compressed = True
-        head = magic + _read_exact(raw, HEAD_BYTES - len(magic))
+        head = magic + read_exact(raw, HEAD_BYTES - len(magic))
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         for c in closers:
             c.close()
         raise TraceFormatError(f"cannot read: {_oserror_text(e)}", path=display) from None
-    stream = io.BufferedReader(_ChainRaw(head, raw), buffer_size=1 << 20)
+    stream = replay(head, raw)
     return Source(display, head, stream, closers, compressed, None if compressed else _file_size(raw))
 
 
@@ -234,7 +235,7 @@ def open_url(url: str, display: str | None = None) -> IO[bytes]:
         raise TraceFormatError(f"cannot open: {_oserror_text(e)}", path=display or url) from None
 
 
-def _read_exact(f: _ByteReader, n: int) -> bytes:
+def read_exact(f: _ByteReader, n: int) -> bytes:
     """Read up to ``n`` bytes, looping over short reads (pipes and sockets return partial chunks)."""
     parts: list[bytes] = []
     while n > 0:
@@ -243,7 +244,12 @@ def _read_exact(f: _ByteReader, n: int) -> bytes:
             break
         parts.append(chunk)
         n -= len(chunk)
-    return b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)  # one read: no copy of a large document
+
+
+def replay(head: bytes, rest: _ByteReader, buffer_size: int = 1 << 20) -> IO[bytes]:
+    """``head`` (bytes already read from ``rest``) and then the rest, as one buffered stream."""
+    return io.BufferedReader(_ChainRaw(head, rest), buffer_size=buffer_size)
 
 
 class _PrefixedReader(io.RawIOBase):

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import msgspec
 
+from tracekit.analyze.readers.common import read_exact, replay
 from tracekit.analyze.readers.detect import BOM
 from tracekit.errors import TraceFormatError
 
@@ -167,7 +168,7 @@ def iter_values(
         yield from _scan_values(stream, name, key=key, chunk_bytes=chunk_bytes)
         return
     try:
-        head = _read_up_to(stream, whole_bytes + 1)  # the file may have grown since
+        head = read_exact(stream, whole_bytes + 1)  # the file may have grown since
     except (OSError, EOFError) as e:
         raise TraceFormatError(f"cannot read: {e}", path=name) from None
     if len(head) <= whole_bytes:
@@ -176,41 +177,9 @@ def iter_values(
             del head
             yield from values
             return
-    prefixed = _Prefixed(head, stream)
-    del head  # the scanner's reader owns it now, and lets it go once read
-    yield from _scan_values(prefixed, name, key=key, chunk_bytes=chunk_bytes)
-
-
-def _read_up_to(stream: IO[bytes], size: int) -> bytes:
-    """``size`` bytes, or fewer at the end of the stream (a read may return less before it)."""
-    parts: list[bytes] = []
-    left = size
-    while left > 0:
-        part = stream.read(left)
-        if not part:
-            break
-        parts.append(part)
-        left -= len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-class _Prefixed:
-    """Bytes already read, then the rest of the stream (what the scanner reads from)."""
-
-    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
-        self.head: bytes | None = head or None
-        self.pos = 0
-        self.stream = stream
-
-    def read(self, n: int) -> bytes:
-        head = self.head
-        if head is None:
-            return self.stream.read(n)
-        part = head[self.pos : self.pos + n]
-        self.pos += len(part)
-        if self.pos >= len(head):
-            self.head = None
-        return part
+    replayed = replay(head, stream)
+    del head  # the replaying stream owns it now, and lets it go once read
+    yield from _scan_values(replayed, name, key=key, chunk_bytes=chunk_bytes)
 
 
 def _split_whole(data: bytes, key: bytes | None) -> Iterator[Element | Rest] | None:
