@@ -194,9 +194,11 @@ def test_a_bad_trace_names_the_file_and_the_element(tmp_path: Path) -> None:
     path = tmp_path / "api.json"
     path.write_text(json.dumps({"data": [bad, good]}))
     one_line_error(run(str(path)), "api.json", "$.data[0].processes", "serviceName")
+    # A Zipkin span that does not validate is dropped with a warning; with no valid span left, the
+    # first one's problem is the error.
     zipkin = tmp_path / "spans.json"
     zipkin.write_text(
-        json.dumps([{"traceId": "1", "id": "3", "tags": 5}, {"traceId": "1", "id": "2", "timestamp": 1}])
+        json.dumps([{"traceId": "1", "id": "3", "tags": 5}, {"traceId": "1", "id": "4", "tags": 6}])
     )
     one_line_error(run(str(zipkin)), "spans.json", "$[0].tags")
 

@@ -126,5 +126,11 @@ def test_jaeger_and_zipkin_microseconds_beyond_the_range_name_the_field(tmp_path
         )
     )
     with pytest.raises(TraceFormatError) as info:
-        list(read_traces(zipkin))
+        list(read_traces(zipkin))  # its only span: nothing usable
     assert "field $[0].duration" in str(info.value)
+    good = {"traceId": TID, "id": "b" * 16, "name": "y", "timestamp": 1_700_000_000_000_000, "duration": 5}
+    zipkin.write_text(json.dumps([json.loads(zipkin.read_text())[0], good]))
+    warnings.clear()
+    [trace] = read_traces(zipkin, on_warning=warnings.append)  # beside a good span: that span dropped
+    assert [span.span_id for span in trace.spans] == ["b" * 16]
+    assert len(warnings) == 1 and "span 1 dropped: field duration" in warnings[0]

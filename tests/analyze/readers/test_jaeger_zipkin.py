@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.analyze.cli_run import one_line_error, run
-from tests.analyze.truth import to_jaeger
+from tests.analyze.truth import to_jaeger, to_zipkin
 from tracekit.analyze.model import RefType, SpanKind, StatusCode
 from tracekit.analyze.readers import read_traces
 
@@ -124,3 +124,49 @@ def test_jaeger_span_without_a_start_time_is_dropped_with_a_warning(tmp_path: Pa
     assert trace["span_count"] == len(built[0].spans) - 2
     assert sum("dropped: field startTime" in w for w in trace["warnings"]) == 1, trace["warnings"]
     assert sum("dropped: start time 0 (not set)" in w for w in trace["warnings"]) == 1, trace["warnings"]
+
+
+def _zipkin_with_a_bad_timestamp(built) -> list[dict]:
+    """Two traces as a Zipkin span array; the second span of the first has its timestamp as text."""
+    spans = to_zipkin([*built[0].spans, *built[1].spans])
+    spans[1]["timestamp"] = "soon"
+    return spans
+
+
+def test_zipkin_span_with_a_bad_field_is_dropped_and_the_rest_is_read(tmp_path: Path, built) -> None:
+    """As in Jaeger and OTLP: one span whose timestamp is text costs that span (with a warning
+    naming it and the field), not the rest of the document, the rest of its line, or its trace.
+    The same whether the document is split in one pass, scanned, or one line of a JSONL file."""
+    spans = _zipkin_with_a_bad_timestamp(built)
+    total = len(built[0].spans) + len(built[1].spans)
+    document = tmp_path / "spans.json"
+    document.write_text(json.dumps(spans))
+    lines = tmp_path / "spans.jsonl"
+    lines.write_text(json.dumps(spans[:3]) + "\n" + json.dumps(spans[3:]) + "\n")
+    for source, place in ((document, ""), (lines, ":1")):
+        warnings: list[str] = []
+        traces = list(read_traces(source, on_warning=warnings.append))
+        assert sum(len(t.spans) for t in traces) == total - 1, source
+        assert len(traces) == 2
+        # the decoder's own words after the field are its release's: not compared
+        assert len(warnings) == 1, warnings
+        assert warnings[0].startswith(f"{source}{place}: Zipkin v2 JSON: span 2 dropped: field timestamp: ")
+    with document.open("rb") as stream:  # a stream of unknown size is scanned, not split whole
+        scanned = list(read_traces(stream, name="spans.json", on_warning=warnings.append))
+    assert sum(len(t.spans) for t in scanned) == total - 1
+    result = run(str(document), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["summary"]["spans"] == total - 1
+    assert "span 2 dropped: field timestamp" in result.stderr
+
+
+def test_zipkin_trace_element_with_a_bad_span_keeps_its_other_spans(tmp_path: Path, built) -> None:
+    """``GET /api/v2/traces`` form (an array of traces): the bad span is named by trace and span."""
+    spans = _zipkin_with_a_bad_timestamp(built)
+    n = len(built[0].spans)
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps([spans[:n], spans[n:]]))
+    warnings: list[str] = []
+    traces = list(read_traces(path, on_warning=warnings.append))
+    assert sorted(len(t.spans) for t in traces) == sorted([n - 1, len(built[1].spans)])
+    assert len(warnings) == 1 and "trace 1, span 2 dropped: field timestamp" in warnings[0]

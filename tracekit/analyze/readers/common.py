@@ -437,6 +437,15 @@ def split_error_path(e: BaseException) -> tuple[str, str | None]:
     return message, path.rstrip("`") if marker else None
 
 
+def field_error(exc: BaseException) -> str:
+    """``Expected `int`, got `str` - at `$.duration``` as ``field duration: Expected ...`` (the
+    warning for a span a reader drops and reads on)."""
+    text, path = split_error_path(exc)
+    if path is not None:
+        return f"field {path.lstrip('.')}: {text}"
+    return text[:200]
+
+
 def clip(text: str, n: int = 120) -> str:
     """One line, at most ``n`` characters: error messages quote input, which can be anything."""
     text = " ".join(str(text).split())

@@ -19,10 +19,10 @@ from tracekit.analyze.readers.common import (
     Micros,
     WarningReporter,
     canonical_ids,
+    field_error,
     is_all_zero,
     looks_hex,
     normalize_id,
-    split_error_path,
     us_to_ns,
 )
 
@@ -272,7 +272,7 @@ class JaegerConverter:
                 spans.append(msgspec.convert(raw_span, _Span))
             except msgspec.ValidationError as exc:
                 where = f"trace {t_index + 1}, span {s_index + 1}"
-                self.report.warn(f"Jaeger JSON: {where} dropped: {_field_error(exc)}", line=line)
+                self.report.warn(f"Jaeger JSON: {where} dropped: {field_error(exc)}", line=line)
         try:
             trace = msgspec.convert({**raw_trace, "spans": []}, _Trace)
         except msgspec.ValidationError:
@@ -542,11 +542,3 @@ def _status(attrs: dict[str, Any]) -> tuple[StatusCode, str]:
     if code == "OK":
         return StatusCode.OK, message
     return StatusCode.UNSET, message
-
-
-def _field_error(exc: msgspec.ValidationError) -> str:
-    """``Expected `int`, got `str` - at `$.duration``` as ``field duration: Expected ...``."""
-    text, path = split_error_path(exc)
-    if path is not None:
-        return f"field {path.lstrip('.')}: {text}"
-    return text[:200]

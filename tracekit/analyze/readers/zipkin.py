@@ -42,6 +42,7 @@ from tracekit.analyze.readers.common import (
     Micros,
     WarningReporter,
     derived_span_id,
+    field_error,
     is_all_zero,
     normalize_id,
     us_to_ns,
@@ -124,7 +125,8 @@ class ZipkinConverter:
         self.asm = asm
         self.report = report
         self.spans_ok = 0
-        self.deferred = None
+        #: The first element none of whose spans validates: an error only if no element has one.
+        self.deferred: tuple[str, msgspec.ValidationError] | None = None
         #: The document's spans by trace, least recently touched first, until the trace is idle
         #: (:meth:`feed_element`) or the document ends: the halves of a shared span and the parts
         #: without a timestamp may be anywhere in it.
@@ -137,14 +139,62 @@ class ZipkinConverter:
         self._converted: OrderedDict[str, None] = OrderedDict()
 
     def feed(self, data: bytes, line: int | None) -> int:
-        for item in _DECODER.decode(data):
+        try:
+            items = _DECODER.decode(data)
+        except msgspec.ValidationError as exc:
+            # One span with a bad field (a timestamp as a string) must not cost the document or
+            # the line: the spans that validate are read, the others dropped with a warning.
+            raw = msgspec.json.decode(data)
+            if not isinstance(raw, list):
+                raise
+            items = []
+            for index, item in enumerate(raw):
+                kept = self._lenient(item, index, exc, line)
+                if kept is None:
+                    raise
+                items.append(kept)
+            if not any(items):
+                raise
+        for item in items:
             self._collect(item, line)
         return self.end_document()
 
+    def _lenient(
+        self, raw: Any, index: int, error: msgspec.ValidationError, line: int | None
+    ) -> list[_ZSpan] | None:
+        """The spans of element ``index`` (a span, or a trace: a list of spans) that validate, each
+        other one dropped with a warning naming it; None when the element is neither."""
+        if isinstance(raw, dict):
+            parts = [(raw, f"span {index + 1}")]
+        elif isinstance(raw, list):
+            parts = [(span, f"trace {index + 1}, span {n + 1}") for n, span in enumerate(raw)]
+        else:
+            return None
+        spans = []
+        for part, where in parts:
+            try:
+                spans.append(msgspec.convert(part, _ZSpan))
+            except msgspec.ValidationError as exc:
+                self.report.warn(f"Zipkin v2 JSON: {where} dropped: {field_error(exc)}", line=line)
+        return spans
+
     def feed_element(self, data: bytes, index: int, path: str, line: int | None) -> int:
         """One element of the document's array (a span, or a trace: an array of spans); its spans
-        are converted when the document ends (:meth:`end_document`)."""
-        self._collect(_ELEMENT_DECODER.decode(data), line)
+        are converted when the document ends (:meth:`end_document`). A span that does not validate
+        is dropped with a warning (as in :meth:`feed`); an element none of whose spans validates is
+        the document's error only when no element has one (``deferred``)."""
+        try:
+            item: _ZSpan | list[_ZSpan] = _ELEMENT_DECODER.decode(data)
+        except msgspec.ValidationError as exc:
+            valid = self._lenient(msgspec.json.decode(data), index, exc, line)
+            if valid is None:
+                raise
+            if not valid:
+                if self.deferred is None:
+                    self.deferred = (path, exc)
+                return 0
+            item = valid
+        self._collect(item, line)
         kept = 0
         by_trace, touched, idle = self._by_trace, self._touched, self._read - self.window
         # Oldest first, so traces reach the sink in the order they began, as when the document is
