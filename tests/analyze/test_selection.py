@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.analyze.truth import Built, Layout, request_trace
 from tracekit.analyze.api import Analysis, choose
+from tracekit.analyze.processors.timeline import hops_as_dicts
 
 
 def _build(plan: list[tuple[int, str | None]]) -> list[Built]:
@@ -66,3 +67,23 @@ def test_workers_selections_merge_into_the_single_process_choice() -> None:
     merged = [r["trace_id"] for r in choose([w.selection() for w in workers], 3, 2)]
     assert merged == expected
     assert len(expected) == 5
+
+
+def test_hops_are_built_for_the_reports_that_can_be_kept_and_are_those_of_a_full_analysis() -> None:
+    """Keeping only some reports, a report that cannot be kept gets no hops (a tenth of the
+    analysis saved); a kept one has exactly the hops a full analysis gives it."""
+    plan = [(1000, None), (2000, "db"), (9000, None), (500, None), (20000, "sidecar"), (300, "app")]
+    built = _build(plan)
+    analysis = Analysis(slowest=1, failed=1)
+    reports = [analysis.add(b.trace()) for b in built]
+    # Kept when added: the 1st (slowest so far), 2nd (the first failed), 3rd and 5th (slowest so
+    # far); the 4th and 6th could not be kept (not slower, and the failed slots were taken).
+    assert [bool(r["hops"]) for r in reports] == [True, True, True, False, True, False]
+    full = Analysis()
+    expected = {r["trace_id"]: r for r in (full.analyse(b.trace()) for b in built) if r is not None}
+    for report in analysis.kept():
+        assert report["hops"] == hops_as_dicts(expected[report["trace_id"]]["hops"])
+        assert {k: v for k, v in report.items() if k != "hops"} == {
+            k: v for k, v in expected[report["trace_id"]].items() if k != "hops"
+        }
+    assert analysis.summary() == full.summary()

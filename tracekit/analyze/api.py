@@ -21,7 +21,7 @@ from tracekit.analyze.model import LAYERS, SpanKind, Trace
 from tracekit.analyze.processors import Options, Processor, default_processors
 from tracekit.analyze.processors.aggregates import Aggregator
 from tracekit.analyze.processors.network import call_facts
-from tracekit.analyze.processors.timeline import KIND_NAMES, STATUS_NAMES, hops_as_dicts
+from tracekit.analyze.processors.timeline import KIND_NAMES, STATUS_NAMES, build_timeline, hops_as_dicts
 from tracekit.analyze.rules import load_rules
 from tracekit.analyze.tree import SpanTree, build_span_tree
 from tracekit.errors import TracekitError
@@ -145,14 +145,27 @@ class Analysis:
         The report's ``hops`` are :class:`~tracekit.analyze.processors.timeline.Hop` structs (they
         encode to the same JSON); :meth:`kept` and :meth:`report` turn them into dicts.
         """
+        return self._analyse(trace, None)
+
+    def _analyse(self, trace: Trace, place: Any) -> dict[str, Any] | None:
+        """:meth:`analyse`; with a ``place`` (:meth:`add` keeping only some reports), the hops are
+        built only for a report that will be kept: the other reports are dropped, and the hops are
+        about a tenth of the analysis."""
         if self.trace_ids is not None and trace.trace_id not in self.trace_ids:
             return None
         tree = build_span_tree(trace)
-        if tree.root is None:
+        root = tree.root
+        if root is None:
             if self.on_warning is not None:
                 self.on_warning(f"trace {trace.trace_id}: no spans, skipped")
             return None
         for step in self.processors:
+            if (
+                step is build_timeline
+                and place is not None
+                and not self._keeps((root.end - root.start) / 1e6, _failed(tree), place)
+            ):
+                continue
             tree = step(tree, self.options)
         if self.trace_ids is not None:
             self.found_ids.add(trace.trace_id)
@@ -165,17 +178,20 @@ class Analysis:
         return report
 
     def add(self, trace: Trace) -> dict[str, Any] | None:
-        """:meth:`analyse` a trace and keep its report if it is wanted."""
-        report = self.analyse(trace)
+        """:meth:`analyse` a trace and keep its report if it is wanted (when only some are kept, a
+        report that is not kept has no hops)."""
+        if self.slowest is None and not self.failed_wanted:
+            report = self.analyse(trace)
+            if report is not None:
+                self.all.append(report)
+            return report
+        # The trace's place in read order: a count in one process; in a partitioned run the place
+        # of its first span in the input, which sorts the same way.
+        place: Any = self._seq + 1 if trace.order is None else trace.order
+        report = self._analyse(trace, place)
         if report is None:
             return None
-        if self.slowest is None and not self.failed_wanted:
-            self.all.append(report)
-            return report
         self._seq += 1
-        # The trace's place in read order: a count in one process; in a parallel worker the point
-        # of the input where the trace was completed, which sorts the same way (parallel.py).
-        place: Any = self._seq if trace.order is None else trace.order
         if self.slowest:
             # On equal durations the earlier trace wins (the larger negated place).
             item = (report["duration_ms"], _negated(place), report)
@@ -188,6 +204,14 @@ class Analysis:
         if report["status"] == "error" and len(self._failed) < self.failed_wanted + (self.slowest or 0):
             self._failed.append((place, report))
         return report
+
+    def _keeps(self, duration_ms: float, failed: bool, place: Any) -> bool:
+        """Whether :meth:`add` will keep a report with this duration, outcome and place."""
+        if self.slowest and (
+            len(self._heap) < self.slowest or (duration_ms, _negated(place)) > self._heap[0][:2]
+        ):
+            return True
+        return failed and len(self._failed) < self.failed_wanted + (self.slowest or 0)
 
     def selection(self) -> Selection:
         """What :meth:`add` kept for the slowest and failed traces, to merge with other workers'."""
@@ -217,7 +241,7 @@ class Analysis:
         duration_ns = root.end - root.start
         attribution = tree.attribution
         layers = {layer: attribution[layer] / 1e6 for layer in LAYERS if layer in attribution}
-        failed = tree.diagnosis["failed_layer"] is not None
+        failed = _failed(tree)
         start = root.span.start_ns
         report: dict[str, Any] = {
             "trace_id": tree.trace_id,
@@ -239,6 +263,10 @@ class Analysis:
         if self.include_spans:
             report["spans"] = spans_of(tree)
         return report
+
+
+def _failed(tree: SpanTree) -> bool:
+    return tree.diagnosis["failed_layer"] is not None
 
 
 @functools.lru_cache(maxsize=4096)

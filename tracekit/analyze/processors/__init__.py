@@ -41,7 +41,7 @@ def default_processors(options: Options) -> list[Processor]:
     from tracekit.analyze.processors.critical_path import critical_path
     from tracekit.analyze.processors.diagnosis import diagnose
     from tracekit.analyze.processors.layers import classify_layers
-    from tracekit.analyze.processors.timeline import build_timeline
+    from tracekit.analyze.processors.timeline import build_timeline, count_outside_work
 
     steps: list[Processor] = [
         adjust_clock_skew,
@@ -49,7 +49,8 @@ def default_processors(options: Options) -> list[Processor]:
         critical_path,
         attribute_layers,
         diagnose,
-        build_timeline,
+        count_outside_work,
+        build_timeline,  # last: Analysis skips it for a report it will not keep
     ]
     if not options.adjust_skew:
         steps.remove(adjust_clock_skew)

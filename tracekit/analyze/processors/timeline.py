@@ -8,10 +8,10 @@ duration) and the Kubernetes context of the process that emitted it.
 
 **Work outside the root.** The root span is what the caller waited for; work it started may go on
 after it ended (fire-and-forget, async jobs, a FOLLOWS_FROM child) or, with a clock off, seem to start
-before it. The same walk counts the spans under the root that reach outside its window, and the time
-they cover there (the union of their parts outside it), and the span of all the work (earliest start
-to latest end, ``tree.work``). A trace with such work gets one warning saying how much; the
-attribution still covers the root's window only.
+before it. :func:`count_outside_work` counts the spans under the root that reach outside its window,
+and the time they cover there (the union of their parts outside it), and the span of all the work
+(earliest start to latest end, ``tree.work``). A trace with such work gets one warning saying how
+much; the attribution still covers the root's window only.
 """
 
 from __future__ import annotations
@@ -122,7 +122,6 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
     kinds = KIND_NAMES
     statuses = STATUS_NAMES
     context_keys = K8S_CONTEXT_KEYS
-    t1 = root.end
     for node in tree.waterfall(root):
         span = node.span
         attrs = span.attributes
@@ -157,6 +156,17 @@ def build_timeline(tree: SpanTree, options: Options) -> SpanTree:
             )
         )
     tree.hops = hops
+    return tree
+
+
+def count_outside_work(tree: SpanTree, options: Options) -> SpanTree:
+    """Fill ``tree.work`` and, for a trace with work outside the root's window, ``tree.outside``
+    and its warning (see the module docstring). Apart from the hops: a report that is not kept
+    (text output, ``--slowest``) needs no hops, but its warning counts."""
+    root = tree.root
+    if root is None:
+        return tree
+    t0, t1 = root.start, root.end
     tree.work = t1 - t0
     # A span under the root reaches outside its window only if some span on the way down sticks out
     # of its parent, and the tree noted every such span while linking: most traces skip this walk.
