@@ -13,18 +13,7 @@ import time
 from pathlib import Path
 
 from bench.tracegen import cached_otlp_jsonl
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 def cli_figures() -> None:
@@ -77,7 +66,7 @@ def main(n_traces: int = 10_000) -> None:
         path = Path(tmp) / "report.html"
         path.write_text(html, encoding="utf-8")
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             times = []
             for _ in range(3):

@@ -88,8 +88,6 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self._logs: list[IO[str]] = []
         _groups.add(self)
-        #: Processes of runs killed before they could stop them (``liveness.stop_orphans``).
-        self.orphans_stopped = stop_orphans()
 
     def spawn(
         self,
@@ -345,8 +343,9 @@ class Demo:
         zone = {host: plan.LOAD_BALANCER_IP if net else "127.0.0.1"} if scenario.dns_record else {}
         with contextlib.ExitStack() as stack:
             try:
-                if procs.orphans_stopped:
-                    self._event(f"stopped {len(procs.orphans_stopped)} process(es) a killed run left behind")
+                orphans = stop_orphans()  # of runs killed before they could stop them
+                if orphans:
+                    self._event(f"stopped {len(orphans)} process(es) a killed run left behind")
                 if net is not None:
                     _networks.add(net)
                     stack.callback(net.close)
